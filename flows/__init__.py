@@ -1,0 +1,1 @@
+"""Prefect flows: one per pipeline stage. They orchestrate `stages/`; no stage logic lives here."""

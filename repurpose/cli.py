@@ -1,0 +1,133 @@
+"""The `repurpose` command: one subcommand per pipeline stage, plus tools such as `validate`.
+
+The CLI only parses paths and options. Each stage lives in `stages/<name>.py` with
+`add_arguments(parser)` and `main(args, mapper)`; when `orchestration.prefect` is on (the
+default) the stage runs inside its Prefect flow from `flows/`, otherwise directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from repurpose.params import DEFAULT_PARAMS, ParamsError, load_params
+
+# name -> (module, one-line help). Order is pipeline order.
+STAGES: dict[str, tuple[str, str]] = {
+    "sample": ("stages.sample", "synthesise the built-in sample dataset (videos + split JSON)"),
+    "prepare": ("stages.prepare", "validate split JSON and write the windows and videos tables"),
+    "download": ("stages.download", "fetch the needed time ranges of every video (yt-dlp)"),
+}
+
+TASK_RUNNERS = ("serial", "threads", "dask")
+
+
+@dataclass(frozen=True)
+class Orchestration:
+    """How a stage is run: inside Prefect or not, and how per-video work is mapped."""
+
+    prefect: bool = True
+    task_runner: str = "threads"
+    workers: int = 2
+    retries: int = 1
+    dask_address: str | None = None
+
+
+def orchestration_from(args: argparse.Namespace) -> Orchestration:
+    """Read the `orchestration` params section, then apply CLI overrides."""
+    section = load_params(args.params).get("orchestration", {}) or {}
+    orch = Orchestration(
+        prefect=bool(section.get("prefect", True)),
+        task_runner=str(section.get("task_runner", "threads")),
+        workers=int(section.get("workers", 2)),
+        retries=int(section.get("retries", 1)),
+        dask_address=section.get("dask_address"),
+    )
+    overrides = {
+        "prefect": args.prefect,
+        "task_runner": args.task_runner,
+        "workers": args.workers,
+    }
+    values = {**orch.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
+    result = Orchestration(**values)
+    if result.task_runner not in TASK_RUNNERS:
+        raise ParamsError(
+            f"orchestration.task_runner: unknown {result.task_runner!r} "
+            f"(choose one of {', '.join(TASK_RUNNERS)})"
+        )
+    return result
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    group = parser.add_argument_group("orchestration (overrides params.yaml 'orchestration')")
+    group.add_argument(
+        "--prefect", action=argparse.BooleanOptionalAction, default=None,
+        help="run inside a Prefect flow",
+    )
+    group.add_argument("--task-runner", choices=TASK_RUNNERS, default=None)
+    group.add_argument("--workers", type=int, default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="repurpose", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in STAGES.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module_name).add_arguments(sp)
+        _add_common(sp)
+        sp.set_defaults(handler=_stage_handler(name))
+    from repurpose.splits import cli as splits_cli
+
+    vp = sub.add_parser("validate", help=splits_cli.HELP, description=splits_cli.HELP)
+    splits_cli.add_arguments(vp)
+    vp.set_defaults(handler=splits_cli.main)
+    return parser
+
+
+def _stage_handler(name: str):  # noqa: ANN202
+    def handler(args: argparse.Namespace) -> int:
+        return run_stage(name, args)
+
+    return handler
+
+
+def run_stage(name: str, args: argparse.Namespace) -> int:
+    """Run stage `name` with parsed `args`, in its Prefect flow or directly."""
+    orch = orchestration_from(args)
+    if orch.prefect:
+        from flows.orchestrate import run_stage_flow
+
+        return run_stage_flow(name, args, orch)
+    from repurpose.runner import local_mapper
+
+    if orch.task_runner == "dask":
+        raise ParamsError("orchestration.task_runner 'dask' needs orchestration.prefect: true")
+    module = importlib.import_module(STAGES[name][0])
+    return int(module.main(args, mapper=local_mapper(orch.task_runner, orch.workers)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `repurpose` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from repurpose.errors import UserError
+
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Reading `params.yaml`: each stage reads only its own section."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from repurpose.errors import UserError
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+class ParamsError(UserError, ValueError):
+    """A params file is missing, malformed, or lacks a key a stage needs."""
+
+
+def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> dict[str, Any]:
+    """Load the whole params file as a dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise ParamsError(f"{p}: params file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{p}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParamsError(f"{p}: top level must be a mapping of sections")
+    return data
+
+
+def load_section(path: str | os.PathLike[str], section: str) -> dict[str, Any]:
+    """Load one stage's section of the params file."""
+    data = load_params(path)
+    if section not in data or not isinstance(data[section], dict):
+        raise ParamsError(f"{path}: missing section '{section}'")
+    return data[section]
+
+
+def require(section: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """Return `section[key]`, checking presence and type; `where` names the section in errors."""
+    if key not in section:
+        raise ParamsError(f"params {where}.{key}: missing")
+    value = section[key]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ParamsError(f"params {where}.{key}: expected a number, got {value!r}")
+    if not isinstance(value, kind):
+        raise ParamsError(f"params {where}.{key}: expected {kind}, got {value!r}")
+    return value

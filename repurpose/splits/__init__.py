@@ -1,0 +1,1 @@
+"""Repurpose-10K split files: schema, validation, windows, per-second labels and targets."""

@@ -1,0 +1,1 @@
+"""DVC stages: one module each, with `add_arguments(parser)`, `main(args, mapper)` and pure helpers."""
