@@ -1,0 +1,75 @@
+"""Stage `prepare`: validate the chosen dataset's split JSON, write the windows and videos tables.
+
+Reads params `prepare.dataset` (the name; dvc.yaml turns it into the input folder) and
+`prepare.splits`. Writes `<out>/windows.parquet`, `<out>/videos.parquet`, `<out>/summary.json`,
+all at once or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from repurpose import io
+from repurpose.params import ParamsError, load_section, require
+from repurpose.runner import Mapper
+from repurpose.splits.schema import ParsedSplit, SplitValidationError, load_split
+from repurpose.splits.summary import summarize
+from repurpose.splits.tables import write_videos_table
+from repurpose.splits.windows import videos_needed, windows_table, write_windows
+
+SECTION = "prepare"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Paths of the prepare stage."""
+    parser.add_argument("--splits-dir", required=True, type=Path,
+                        help="folder with <split>.json files")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (data/prepared)")
+
+
+def split_names(section: dict) -> list[str]:
+    """The split names to read, from params `prepare.splits`."""
+    names = require(section, "splits", list, SECTION)
+    if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        raise ParamsError(f"params {SECTION}.splits: expected a non-empty list of names, got {names!r}")
+    return names
+
+
+def load_splits(splits_dir: Path, names: list[str]) -> list[ParsedSplit]:
+    """Validate every split file; raise one error listing the problems of all files."""
+    parsed, problems = [], []
+    for name in names:
+        try:
+            parsed.append(load_split(splits_dir / f"{name}.json", split=name))
+        except SplitValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SplitValidationError(problems)
+    return parsed
+
+
+def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
+    """Validate, then write the prepared tables atomically and print a summary."""
+    del mapper  # no per-video work here
+    section = load_section(args.params, SECTION)
+    dataset = require(section, "dataset", str, SECTION)
+    parsed = load_splits(args.splits_dir, split_names(section))
+    entries = [e for p in parsed for e in p.unique_entries()]
+    summary = summarize(parsed)
+    videos = videos_needed(entries)
+    with io.atomic_dir(args.out) as tmp:
+        write_windows(tmp / "windows.parquet", windows_table(entries))
+        write_videos_table(tmp / "videos.parquet", videos)
+        io.write_json(tmp / "summary.json", {
+            "dataset": dataset,
+            "splits": {p.split: len(p.unique_entries()) for p in parsed},
+            "videos": len(videos),
+            **dataclasses.asdict(summary),
+        })
+    print(f"prepare: dataset {dataset!r} -> {args.out}")
+    for line in summary.lines():
+        print(f"  {line}")
+    print(f"  wrote {len(entries):,} windows and {len(videos):,} videos")
+    return 0
