@@ -63,7 +63,9 @@ def orchestration_from(args: argparse.Namespace) -> Orchestration:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    parser.add_argument(
+        "--params", default=DEFAULT_PARAMS, help="params file (default: %(default)s)"
+    )
     group = parser.add_argument_group("orchestration (overrides params.yaml 'orchestration')")
     group.add_argument(
         "--prefect", action=argparse.BooleanOptionalAction, default=None,
@@ -120,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from repurpose.errors import UserError
 
     try:

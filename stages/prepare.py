@@ -33,7 +33,9 @@ def split_names(section: dict) -> list[str]:
     """The split names to read, from params `prepare.splits`."""
     names = require(section, "splits", list, SECTION)
     if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
-        raise ParamsError(f"params {SECTION}.splits: expected a non-empty list of names, got {names!r}")
+        raise ParamsError(
+            f"params {SECTION}.splits: expected a non-empty list of names, got {names!r}"
+        )
     return names
 
 

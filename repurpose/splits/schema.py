@@ -23,7 +23,7 @@ def is_safe_id(value: object) -> bool:
 
 
 def check_id(value: object) -> str:
-    """Return `value` if it is a safe YouTube id, else raise ValueError (never build paths otherwise)."""
+    """Return `value` if it is a safe YouTube id, else raise ValueError: check before any path."""
     if not is_safe_id(value):
         raise ValueError(f"unsafe youtube_id {value!r}: expected 11 characters of [A-Za-z0-9_-]")
     return value  # type: ignore[return-value]
@@ -200,7 +200,8 @@ def _parse_entry(
     def problem(fld: str, msg: str) -> Problem:
         return Problem(file, index, fld, msg, shown_id)
 
-    problems = [problem(f, "missing") for f in ("youtube_id", "timeRange", "segments") if f not in raw]
+    required = ("youtube_id", "timeRange", "segments")
+    problems = [problem(f, "missing") for f in required if f not in raw]
     if problems:
         return None, problems
     if not isinstance(yid, str):
