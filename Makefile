@@ -35,7 +35,9 @@ dag: install
 # prepare.dataset: repurpose10k in params.yaml.
 SPLITS_SRC ?= ../shared/data/repurpose10k
 repurpose10k: install
-	$(BIN)/dvc import-url $(SPLITS_SRC) data/datasets/repurpose10k
+	@mkdir -p data/datasets
+	src='$(SPLITS_SRC)'; case "$$src" in *://*) ;; *) src=$$(realpath -m --relative-to=data/datasets "$$src");; esac; \
+	$(BIN)/dvc import-url "$$src" data/datasets/repurpose10k
 
 clean-venv:
 	rm -rf $(VENV)

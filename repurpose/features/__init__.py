@@ -1,0 +1,1 @@
+"""Per-second multimodal features: extractor backends, the Parquet shard contract, caching."""
