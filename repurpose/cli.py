@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from repurpose.params import DEFAULT_PARAMS, ParamsError, load_params
 
@@ -30,7 +33,7 @@ TASK_RUNNERS = ("serial", "threads", "dask")
 class Orchestration:
     """How a stage is run: inside Prefect or not, and how per-video work is mapped."""
 
-    prefect: bool = True
+    prefect: bool | str = "auto"  # True | False | "auto" (Prefect when an API is configured)
     task_runner: str = "threads"
     workers: int = 2
     retries: int = 1
@@ -41,7 +44,7 @@ def orchestration_from(args: argparse.Namespace) -> Orchestration:
     """Read the `orchestration` params section, then apply CLI overrides."""
     section = load_params(args.params).get("orchestration", {}) or {}
     orch = Orchestration(
-        prefect=bool(section.get("prefect", True)),
+        prefect=section.get("prefect", "auto"),
         task_runner=str(section.get("task_runner", "threads")),
         workers=int(section.get("workers", 2)),
         retries=int(section.get("retries", 1)),
@@ -54,12 +57,42 @@ def orchestration_from(args: argparse.Namespace) -> Orchestration:
     }
     values = {**orch.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
     result = Orchestration(**values)
+    if result.prefect not in (True, False, "auto"):
+        raise ParamsError(
+            f"orchestration.prefect: expected true, false or auto, got {result.prefect!r}"
+        )
     if result.task_runner not in TASK_RUNNERS:
         raise ParamsError(
             f"orchestration.task_runner: unknown {result.task_runner!r} "
             f"(choose one of {', '.join(TASK_RUNNERS)})"
         )
     return result
+
+
+def prefect_api_configured() -> bool:
+    """True if a Prefect API URL is set (environment or active profile): a server is in use."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+    profiles = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml"))
+    try:
+        data = tomllib.loads(profiles.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
+    return bool(data.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+
+
+def use_prefect(orch: Orchestration) -> bool:
+    """Whether a stage runs inside its Prefect flow.
+
+    "auto" uses Prefect when an API server is configured: each stage then costs ~3 s of
+    Prefect overhead; without a server Prefect would start a temporary one per stage (~15 s),
+    so "auto" runs the same stage code directly instead.
+    """
+    if orch.prefect == "auto":
+        return prefect_api_configured()
+    return bool(orch.prefect)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +102,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("orchestration (overrides params.yaml 'orchestration')")
     group.add_argument(
         "--prefect", action=argparse.BooleanOptionalAction, default=None,
-        help="run inside a Prefect flow",
+        help="run inside a Prefect flow (default from params: auto = when a server is set)",
     )
     group.add_argument("--task-runner", choices=TASK_RUNNERS, default=None)
     group.add_argument("--workers", type=int, default=None)
@@ -103,7 +136,7 @@ def _stage_handler(name: str):  # noqa: ANN202
 def run_stage(name: str, args: argparse.Namespace) -> int:
     """Run stage `name` with parsed `args`, in its Prefect flow or directly."""
     orch = orchestration_from(args)
-    if orch.prefect:
+    if use_prefect(orch):
         from flows.orchestrate import run_stage_flow
 
         return run_stage_flow(name, args, orch)
