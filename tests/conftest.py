@@ -26,3 +26,92 @@ def _isolated_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> None:
 def repo_root() -> Path:
     """The repository checkout under test."""
     return REPO_ROOT
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the checkout's files (tracked and untracked-not-ignored) into a fresh git repo."""
+    import subprocess
+
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=REPO_ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    import shutil
+
+    for rel in filter(None, files):
+        src = REPO_ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A temporary git copy of the repository, for running real `dvc` commands in."""
+    return copy_repo(tmp_path / "repo")
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    """Environment for subprocesses: this interpreter's bin dir first on PATH."""
+    import sys
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real Prefect server (SQLite, 127.0.0.1, random port); yields its API URL."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = free_port()
+    log = (home / "server.log").open("w")
+    env = venv_env(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("prefect")), "server", "start",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = (home / "server.log").read_text()[-2000:]
+                raise RuntimeError(f"Prefect server did not start: {tail}")
+            time.sleep(0.5)
+        yield {"url": url, "home": home, "port": port}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
