@@ -36,7 +36,14 @@ def task_runner_for(orch: Orchestration):  # noqa: ANN201 - a Prefect TaskRunner
         if orch.dask_address:
             return DaskTaskRunner(address=orch.dask_address)
         return DaskTaskRunner(
-            cluster_kwargs={"n_workers": orch.workers, "threads_per_worker": 1, "processes": True}
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": orch.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "host": "127.0.0.1",  # scheduler, workers and dashboard stay on loopback
+                "dashboard_address": "127.0.0.1:0",
+            },
         )
     workers = 1 if orch.task_runner == "serial" else max(1, orch.workers)
     return ThreadPoolTaskRunner(max_workers=workers)
