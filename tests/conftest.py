@@ -85,14 +85,15 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("prefect-server-home")
     port = free_port()
     log = (home / "server.log").open("w")
-    env = venv_env(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    url = f"http://127.0.0.1:{port}/api"
+    env = venv_env(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_UI_API_URL=url)
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("prefect")), "server", "start",
          "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + 90
         while True:

@@ -1,9 +1,11 @@
-"""A real Prefect server: deploy the scheduled pipeline, trigger it, a process worker runs it."""
+"""A real Prefect server: deploy the scheduled pipeline, trigger it, a process worker runs it,
+and the UI shows the deployment with its schedule and the finished run."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import venv_env
+from .conftest import copy_repo, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,30 +40,37 @@ def prefect(args: list[str], cwd: Path, env: dict, timeout: float = 120) -> str:
     return proc.stdout
 
 
-def test_deploy_trigger_and_worker_run(prefect_server, repo_copy, tmp_path):
+@pytest.fixture(scope="module")
+def deployed_run(prefect_server, tmp_path_factory):
+    """Deploy `pipeline/nightly` from a repo copy, trigger it, run a worker once."""
     url = prefect_server["url"]
-    data = repo_copy / "data" / "datasets" / "mini"
+    tmp = tmp_path_factory.mktemp("deploy")
+    repo = copy_repo(tmp / "repo")
+    data = repo / "data" / "datasets" / "mini"
     data.mkdir(parents=True)
     (data / "val.json").write_text(json.dumps(MINI))
     (data / "test.json").write_text(json.dumps(MINI[:1]))
-    params = (repo_copy / "params.yaml").read_text()
+    params = (repo / "params.yaml").read_text()
     params = params.replace("dataset: sample", "dataset: mini")
     params = params.replace("splits: [train, val, test]", "splits: [val, test]")
-    (repo_copy / "params.yaml").write_text(params)
-    env = venv_env(PREFECT_API_URL=url, PREFECT_HOME=str(tmp_path / "client-home"),
-                   PWD=str(repo_copy))
+    (repo / "params.yaml").write_text(params)
+    env = venv_env(PREFECT_API_URL=url, PREFECT_HOME=str(tmp / "client-home"), PWD=str(repo))
 
-    prefect(["work-pool", "create", "repurpose-local", "--type", "process"], repo_copy, env)
-    prefect(["--no-prompt", "deploy", "--all"], repo_copy, env)
-    deployment = api(url, "/deployments/name/pipeline/nightly")
-    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
-
+    prefect(["work-pool", "create", "repurpose-local", "--type", "process"], repo, env)
+    prefect(["--no-prompt", "deploy", "--all"], repo, env)
     out = prefect(["deployment", "run", "pipeline/nightly", "--params",
-                   json.dumps({"targets": ["prepare"]})], repo_copy, env)
+                   json.dumps({"targets": ["prepare"]})], repo, env)
     run_id = re.search(r"flow-run/([0-9a-f-]{36})", out).group(1)
-    prefect(["worker", "start", "--pool", "repurpose-local", "--run-once"], tmp_path, env,
+    prefect(["worker", "start", "--pool", "repurpose-local", "--run-once"], tmp, env,
             timeout=300)
+    return {"url": url, "repo": repo, "run_id": run_id, "tmp": tmp,
+            "deployment": api(url, "/deployments/name/pipeline/nightly")}
 
+
+def test_deployment_runs_on_a_process_worker(deployed_run):
+    url, run_id = deployed_run["url"], deployed_run["run_id"]
+    deployment = deployed_run["deployment"]
+    assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
     run = api(url, f"/flow_runs/{run_id}")
     assert run["state_type"] == "COMPLETED", run["state"]
     assert run["deployment_id"] == deployment["id"]
@@ -73,5 +82,21 @@ def test_deploy_trigger_and_worker_run(prefect_server, repo_copy, tmp_path):
     assert {(t["name"].rsplit("-", 1)[0], t["state_type"]) for t in tasks} == {
         ("dvc-repro", "COMPLETED")
     }  # no dvc-push: the copy has no DVC remote
-    assert (repo_copy / "data" / "prepared" / "windows.parquet").is_file()
-    assert (repo_copy / "dvc.lock").is_file()
+    assert (deployed_run["repo"] / "data" / "prepared" / "windows.parquet").is_file()
+    assert (deployed_run["repo"] / "dvc.lock").is_file()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="Debian chromium not installed (apt-get install chromium)")
+def test_ui_shows_deployment_schedule_and_last_run(deployed_run):
+    from tools.prefect_ui_snapshot import deployment_url, page_text, screenshot
+
+    url = deployed_run["url"]
+    page = deployment_url(url, "pipeline/nightly")
+    text = page_text(page)
+    run_name = api(url, f"/flow_runs/{deployed_run['run_id']}")["name"]
+    assert "nightly" in text and "repurpose-local" in text
+    assert "At 03:00 AM every day" in text
+    assert run_name in text and "Completed" in text
+    png = screenshot(page, deployed_run["tmp"] / "prefect-ui.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
