@@ -58,6 +58,14 @@ def test_repro_builds_every_stage(pipeline_repo):
         assert (repo / "data" / "datasets" / "sample" / f"{split}.json").is_file()
     assert (repo / "data" / "prepared" / "windows.parquet").is_file()
     assert (repo / "dvc.lock").is_file()
+    from repurpose.download.ledger import ok_videos
+    from repurpose.splits.tables import read_videos_table
+
+    wanted = {v.youtube_id for v in read_videos_table(repo / "data/prepared/videos.parquet")}
+    assert len(wanted) == SMALL_SAMPLE["n_videos"]
+    ok = ok_videos(repo / "data/videos/ledger.parquet")
+    assert set(ok) == wanted
+    assert all((repo / "data/videos" / f"{yid}.mp4").is_file() for yid in wanted)
 
 
 def test_second_repro_is_a_noop_and_dag_lists_stages(pipeline_repo):

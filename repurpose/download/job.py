@@ -1,0 +1,349 @@
+"""One video's download, start to finish: `run_job(job) -> Outcome`.
+
+This is the function the stage maps over videos (threads, Prefect tasks or Dask workers), so
+it is module-level, takes one picklable `Job`, never raises for a per-video failure, and
+persists its own ledger record before returning. Steps:
+
+1. reuse: the previous record is ok for the same source and time range, and the file on disk
+   still has its size and sha256 -> nothing is fetched;
+2. keep: the previous record failed permanently (same source) -> not retried unless asked;
+3. fetch with retries: each attempt writes under `<out>/.partial/<id>/`, the result is probed
+   and decoded and its length checked, then renamed to `<out>/<id>.mp4` and recorded.
+   Permanent failures stop at once; transient ones back off exponentially with jitter
+   (Retry-After honoured; a rate limit or bot check also pauses the other workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from repurpose.download import ledger as L
+from repurpose.download.errors import (
+    DownloadFailure,
+    PermanentDownloadError,
+    TransientDownloadError,
+    backoff_delay,
+    classify_exception,
+)
+from repurpose.download.local import cut_local, find_local
+from repurpose.download.ratelimit import RateLimiter
+from repurpose.download.verify import (
+    DURATION_TOLERANCE_S,
+    expected_duration,
+    sha256_file,
+    verify_media,
+)
+from repurpose.download.ytdlp import (
+    YtdlpSettings,
+    clear_dir,
+    fetch_section,
+    remote_duration,
+    source_url,
+)
+from repurpose.media import MediaInfo
+from repurpose.params import ParamsError, require
+from repurpose.splits.schema import check_id
+
+log = logging.getLogger(__name__)
+
+SECTION = "download"
+SOURCES = ("youtube", "url", "local")
+PARTIAL_DIR = ".partial"
+# Categories that mean "the site wants us to slow down": every worker pauses, not just this one.
+_SLOW_DOWN = frozenset({"rate_limited", "bot_check"})
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """The `download` params section (see stages/download.py for each key's meaning)."""
+
+    source: str = "local"
+    url_template: str | None = None
+    format: str = "bv*[height<=360]+ba/b[height<=360]/b"
+    retries: int = 3
+    backoff_base: float = 5.0
+    backoff_max: float = 120.0
+    timeout: float = 30.0
+    rate_limit_seconds: float = 0.0
+    cookies_file: str | None = None
+    max_failed_fraction: float = 0.2
+    local_dir: str | None = None
+
+    @classmethod
+    def from_section(
+        cls, section: Mapping[str, Any], local_dir: str | None = None
+    ) -> DownloadConfig:
+        """Read and check every key of the `download` params section (all are required)."""
+        num = (int, float)
+        opt_str = (str, type(None))
+        cfg = cls(
+            source=require(section, "source", str, SECTION),
+            url_template=require(section, "url_template", opt_str, SECTION),
+            format=require(section, "format", str, SECTION),
+            retries=require(section, "retries", int, SECTION),
+            backoff_base=float(require(section, "backoff_base", num, SECTION)),
+            backoff_max=float(require(section, "backoff_max", num, SECTION)),
+            timeout=float(require(section, "timeout", num, SECTION)),
+            rate_limit_seconds=float(require(section, "rate_limit_seconds", num, SECTION)),
+            cookies_file=require(section, "cookies_file", opt_str, SECTION),
+            max_failed_fraction=float(require(section, "max_failed_fraction", num, SECTION)),
+            local_dir=local_dir,
+        )
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """Raise ParamsError for values that cannot work."""
+        where = f"params {SECTION}"
+        if self.source not in SOURCES:
+            raise ParamsError(f"{where}.source: {self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.source == "url" and (
+            not self.url_template or "{youtube_id}" not in self.url_template
+        ):
+            raise ParamsError(
+                f"{where}.url_template: must contain '{{youtube_id}}' when source is url"
+            )
+        if self.source == "local" and not self.local_dir:
+            raise ParamsError(f"{where}.source is 'local': pass --local-dir with the video files")
+        if self.local_dir and self.source == "local" and not Path(self.local_dir).is_dir():
+            raise ParamsError(f"--local-dir {self.local_dir}: no such folder")
+        if not self.format.strip():
+            raise ParamsError(f"{where}.format: empty")
+        for name in ("retries", "backoff_base", "backoff_max", "rate_limit_seconds"):
+            if getattr(self, name) < 0:
+                raise ParamsError(f"{where}.{name}: must be >= 0")
+        if self.timeout <= 0:
+            raise ParamsError(f"{where}.timeout: must be > 0 seconds")
+        if not 0 <= self.max_failed_fraction <= 1:
+            raise ParamsError(f"{where}.max_failed_fraction: must be between 0 and 1")
+        if self.cookies_file is not None and not Path(self.cookies_file).is_file():
+            raise ParamsError(f"{where}.cookies_file: {self.cookies_file} is not a file")
+
+    def settings(self) -> YtdlpSettings:
+        return YtdlpSettings(
+            format=self.format, timeout=self.timeout, cookies_file=self.cookies_file
+        )
+
+    def limiter_key(self) -> str:
+        """Which requests share a rate limit: all YouTube ones on this machine, or one host."""
+        if self.source == "url":
+            return f"url:{urlsplit(self.url_template or '').hostname or ''}"
+        return self.source
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to bring to disk."""
+
+    youtube_id: str
+    start: float  # hull start, absolute source seconds
+    end: float  # hull end
+    out_dir: str
+    config: DownloadConfig
+    previous: L.LedgerRow | None = None
+    retry_failed: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one video: its ledger row and how it got there."""
+
+    row: L.LedgerRow
+    action: str  # fetched | reused | kept (earlier permanent failure) | failed
+
+
+def run_job(job: Job) -> Outcome:
+    """Reuse, keep or fetch one video; persist its record; never raise for a video failure."""
+    vid = check_id(job.youtube_id)
+    out = Path(job.out_dir)
+    prev = job.previous
+    if prev is not None and _reusable(prev, job, out):
+        return Outcome(prev, "reused")
+    if (
+        prev is not None
+        and prev.status == L.FAILED_PERMANENT
+        and prev.source == job.config.source
+        and not job.retry_failed
+    ):
+        return Outcome(prev, "kept")
+    row = _fetch_with_retries(job, vid, out)
+    L.write_record(out, row)
+    return Outcome(row, "fetched" if row.ok else "failed")
+
+
+def _reusable(prev: L.LedgerRow, job: Job, out: Path) -> bool:
+    """The previous ok download matches this job and its file is intact (size and sha256)."""
+    if not (
+        prev.ok
+        and prev.source == job.config.source
+        and abs(prev.source_offset - job.start) < 1e-6
+        and abs(prev.requested_end - job.end) < 1e-6
+        and prev.file == L.video_file_name(job.youtube_id)
+    ):
+        return False
+    path = out / prev.file
+    try:
+        if path.stat().st_size != prev.bytes:
+            log.warning(
+                "%s: %s changed size since it was verified; fetching again", job.youtube_id, path
+            )
+            return False
+    except OSError:
+        return False
+    if sha256_file(path) != prev.sha256:
+        log.warning(
+            "%s: %s changed content since it was verified; fetching again", job.youtube_id, path
+        )
+        return False
+    return True
+
+
+def _fetch_with_retries(job: Job, vid: str, out: Path) -> L.LedgerRow:
+    cfg = job.config
+    limiter = (
+        RateLimiter(cfg.rate_limit_seconds, cfg.limiter_key()) if cfg.source != "local" else None
+    )
+    work = out / PARTIAL_DIR / vid
+    max_attempts = 1 + max(0, cfg.retries)
+    attempt = 0
+    try:
+        while True:
+            attempt += 1
+            clear_dir(work)
+            work.mkdir(parents=True, exist_ok=True)
+            try:
+                if limiter is not None:
+                    limiter.wait()
+                return _attempt(job, vid, out, work, attempt)
+            except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
+                failure = classify_exception(exc)
+            log.info(
+                "%s: attempt %d failed (%s/%s): %s",
+                vid,
+                attempt,
+                failure.classified.kind,
+                failure.category,
+                failure.message,
+            )
+            if failure.permanent or attempt >= max_attempts:
+                return _failed_row(job, failure, attempt, out)
+            delay = backoff_delay(attempt, cfg.backoff_base, cfg.backoff_max)
+            if failure.retry_after is not None:
+                if failure.retry_after > cfg.backoff_max:
+                    failure.message += (
+                        f" (server asked to retry after {failure.retry_after:g} s, beyond "
+                        f"download.backoff_max={cfg.backoff_max:g}: left for the next run)"
+                    )
+                    return _failed_row(job, failure, attempt, out)
+                delay = max(delay, failure.retry_after)
+            if limiter is not None and failure.category in _SLOW_DOWN:
+                limiter.defer(delay)
+            time.sleep(delay)
+    finally:
+        clear_dir(work)
+
+
+def _attempt(job: Job, vid: str, out: Path, work: Path, attempt: int) -> L.LedgerRow:
+    """One try: fetch or cut into `work`, verify, move into place; the ok row."""
+    cfg = job.config
+    if cfg.source == "local":
+        if not cfg.local_dir:
+            raise PermanentDownloadError("download.source is 'local' but no --local-dir", "config")
+        cut = cut_local(find_local(cfg.local_dir, vid), work / f"{vid}.mp4", job.start, job.end)
+        path, source_duration = cut.path, cut.source_duration
+        info = verify_media(path, expected_duration(job.start, job.end, source_duration))
+    else:
+        url = source_url(cfg.source, vid, cfg.url_template)
+        fetched = fetch_section(url, vid, job.start, job.end, work, cfg.settings())
+        path, source_duration = fetched.path, fetched.source_duration
+        info = verify_media(path, expected=None)  # decodable; length checked below
+        expected = expected_duration(job.start, job.end, source_duration)
+        if (
+            info.duration < expected - DURATION_TOLERANCE_S
+            and source_duration is None
+            and fetched.media_url
+        ):
+            # Short: truncated, or the source ends before the range? Ask the source's header.
+            source_duration = remote_duration(fetched.media_url, fetched.http_headers, cfg.timeout)
+            expected = expected_duration(job.start, job.end, source_duration)
+        _check_length(info, expected, source_duration)
+    return _finish(job, vid, out, path, info, attempt)
+
+
+def _check_length(info: MediaInfo, expected: float, source_duration: float | None) -> None:
+    if abs(info.duration - expected) <= DURATION_TOLERANCE_S:
+        return
+    known = "unknown" if source_duration is None else f"{source_duration:.2f} s"
+    raise TransientDownloadError(
+        f"downloaded file lasts {info.duration:.2f} s, expected {expected:.2f} s "
+        f"(source length {known}): truncated or incomplete download",
+        "truncated",
+    )
+
+
+def _finish(
+    job: Job, vid: str, out: Path, path: Path, info: MediaInfo, attempt: int
+) -> L.LedgerRow:
+    """Hash, rename into place (atomic), and build the ok row."""
+    digest = sha256_file(path)
+    size = path.stat().st_size
+    name = L.video_file_name(vid)
+    os.replace(path, out / name)
+    return L.LedgerRow(
+        youtube_id=vid,
+        status=L.OK,
+        attempts=attempt,
+        bytes=size,
+        duration=round(info.duration, 3),
+        width=info.width,
+        height=info.height,
+        fps=round(info.fps, 3),
+        has_audio=info.has_audio,
+        sha256=digest,
+        source_offset=job.start,
+        requested_end=job.end,
+        source=job.config.source,
+        file=name,
+    ).stamped()
+
+
+def _failed_row(job: Job, failure: DownloadFailure, attempts: int, out: Path) -> L.LedgerRow:
+    """The failed row. A stale file of this video is removed: the ledger no longer vouches
+    for it."""
+    (out / L.video_file_name(job.youtube_id)).unlink(missing_ok=True)
+    return L.LedgerRow(
+        youtube_id=job.youtube_id,
+        status=L.FAILED_PERMANENT if failure.permanent else L.FAILED_TRANSIENT,
+        error_category=failure.category,
+        error_message=failure.message,
+        attempts=attempts,
+        source_offset=job.start,
+        requested_end=job.end,
+        source=job.config.source,
+    ).stamped()
+
+
+def failed_outcome(job: Job, exc: BaseException) -> Outcome:
+    """The outcome of a job whose function itself raised (a bug, or a lost worker): recorded
+    as a transient `internal` failure so that the next run tries again. Files are left alone."""
+    message = classify_exception(exc).message
+    row = L.LedgerRow(
+        youtube_id=job.youtube_id,
+        status=L.FAILED_TRANSIENT,
+        error_category="internal",
+        error_message=f"{type(exc).__name__}: {message}"[:1000],
+        source_offset=job.start,
+        requested_end=job.end,
+        source=job.config.source,
+    ).stamped()
+    with contextlib.suppress(OSError):
+        L.write_record(job.out_dir, row)
+    return Outcome(row, "failed")

@@ -1,0 +1,171 @@
+"""The download stage's `local` source (ffmpeg cuts of the user's files), the ledger API,
+reuse checks (size + sha256 + range), dropped videos, and file verification."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pytest
+
+import stages.download as stage
+from repurpose.download import ledger as L
+from repurpose.download.errors import PermanentDownloadError, TransientDownloadError
+from repurpose.download.job import DownloadConfig
+from repurpose.download.local import find_local
+from repurpose.download.verify import sha256_file, verify_media
+from repurpose.media import probe
+from repurpose.params import ParamsError
+from repurpose.runner import serial_map
+from repurpose.splits.tables import VideoRanges, write_videos_table
+from tests.loopback import make_video
+
+PARAMS = """download:
+  source: local
+  url_template: null
+  format: "bv*[height<=360]+ba/b[height<=360]/b"
+  retries: 1
+  backoff_base: 0.01
+  backoff_max: 1
+  timeout: 30
+  rate_limit_seconds: 0
+  cookies_file: null
+  max_failed_fraction: 0.5
+"""
+
+
+@pytest.fixture(scope="module")
+def source_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("src") / "src.mp4", duration=20.0)
+
+
+def setup(tmp: Path, src: Path, have: list[str], table: dict[str, tuple[float, float]]):  # noqa: ANN201
+    local = tmp / "local"
+    local.mkdir(exist_ok=True)
+    for vid in have:
+        shutil.copyfile(src, local / f"{vid}.mp4")
+    (tmp / "params.yaml").write_text(PARAMS, encoding="utf-8")
+    write_videos_table(
+        tmp / "videos.parquet",
+        [VideoRanges(v, (hull,), ("test",), 1) for v, hull in table.items()],
+    )
+    return argparse.Namespace(
+        params=str(tmp / "params.yaml"), videos=str(tmp / "videos.parquet"),
+        out=str(tmp / "out"), local_dir=str(local), retry_failed=False,
+    )
+
+
+def test_local_cuts_reuse_refetch_and_drop(
+    tmp_path: Path, source_video: Path, capsys: pytest.CaptureFixture
+) -> None:
+    table = {
+        "local000001": (5.0, 12.0),  # inside the 20 s file
+        "local000002": (15.0, 25.0),  # runs past the end: what exists is recorded
+        "missing0001": (0.0, 5.0),  # no file
+    }
+    args = setup(tmp_path, source_video, ["local000001", "local000002"], table)
+    assert stage.main(args, serial_map) == 0  # 1 of 3 failed: under 0.5
+    out = tmp_path / "out"
+    rows = {r.youtube_id: r for r in L.read_ledger(out / L.LEDGER_NAME)}
+
+    one = rows["local000001"]
+    assert (one.status, one.source) == ("ok", "local")
+    assert (one.source_offset, one.requested_end) == (5.0, 12.0)
+    assert abs(probe(out / "local000001.mp4").duration - 7.0) <= 0.1  # exact cut
+    assert one.has_audio and (one.width, one.height) == (320, 180)
+
+    two = rows["local000002"]
+    assert two.status == "ok" and two.source_offset == 15.0
+    assert abs(two.duration - 5.0) <= 0.1  # the source is shorter than the hull
+
+    gone = rows["missing0001"]
+    assert (gone.status, gone.error_category, gone.attempts) == ("failed_permanent", "not_found", 1)
+    assert "ok 2 (fetched 2, reused 0)" in capsys.readouterr().out
+
+    ok = L.ok_videos(out / L.LEDGER_NAME)
+    assert set(ok) == {"local000001", "local000002"}
+    assert ok["local000001"].path_in(out) == out / "local000001.mp4"
+
+    # Second run: nothing is cut again.
+    mtime = (out / "local000001.mp4").stat().st_mtime_ns
+    assert stage.main(args, serial_map) == 0
+    assert "ok 2 (fetched 0, reused 2)" in capsys.readouterr().out
+    assert (out / "local000001.mp4").stat().st_mtime_ns == mtime
+
+    # A damaged file (same size, other bytes) is noticed by its sha256 and fetched again;
+    # a changed range is fetched again; a video dropped from the table leaves the ledger.
+    path = out / "local000002.mp4"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    del table["missing0001"]
+    table["local000001"] = (2.0, 10.0)
+    write_videos_table(
+        tmp_path / "videos.parquet", [VideoRanges(v, (h,), ("test",), 1) for v, h in table.items()]
+    )
+    assert stage.main(args, serial_map) == 0
+    assert "ok 2 (fetched 2, reused 0)" in capsys.readouterr().out
+    rows = {r.youtube_id: r for r in L.read_ledger(out / L.LEDGER_NAME)}
+    assert set(rows) == {"local000001", "local000002"}
+    assert rows["local000001"].source_offset == 2.0
+    assert abs(probe(out / "local000001.mp4").duration - 8.0) <= 0.1
+    assert sha256_file(path) == rows["local000002"].sha256
+    assert (out / L.RECORDS_DIR / "missing0001.json").is_file()  # records of dropped videos stay
+
+
+def test_damaged_file_is_never_ok(tmp_path: Path, source_video: Path) -> None:
+    # the user's file is cut short (moov first, so it still opens): cutting it fails verify
+    data = source_video.read_bytes()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TransientDownloadError) as err:
+        verify_media(broken, expected=20.0)
+    assert err.value.category in ("undecodable", "truncated")
+    with pytest.raises(TransientDownloadError) as err:
+        verify_media(tmp_path / "absent.mp4", expected=None)
+    assert err.value.category == "undecodable"
+    info = verify_media(source_video, expected=20.0)
+    assert info.has_video and info.has_audio
+    with pytest.raises(TransientDownloadError) as err:
+        verify_media(source_video, expected=25.0)
+    assert err.value.category == "truncated"
+
+
+def test_find_local_and_config_errors(tmp_path: Path, source_video: Path) -> None:
+    shutil.copyfile(source_video, tmp_path / "abcdefghijk.mkv")
+    assert find_local(tmp_path, "abcdefghijk").name == "abcdefghijk.mkv"
+    with pytest.raises(PermanentDownloadError):
+        find_local(tmp_path, "zzzzzzzzzzz")
+    with pytest.raises(ValueError):
+        find_local(tmp_path, "../abcdefgh")
+    section = {
+        "source": "local", "url_template": None, "format": "b", "retries": 1,
+        "backoff_base": 1, "backoff_max": 2, "timeout": 5, "rate_limit_seconds": 0,
+        "cookies_file": None, "max_failed_fraction": 0.2,
+    }
+    assert DownloadConfig.from_section(section, str(tmp_path)).source == "local"
+    with pytest.raises(ParamsError, match="--local-dir"):
+        DownloadConfig.from_section(section, None)
+    with pytest.raises(ParamsError, match="url_template"):
+        DownloadConfig.from_section({**section, "source": "url"}, None)
+    with pytest.raises(ParamsError, match="source"):
+        DownloadConfig.from_section({**section, "source": "ftp"}, None)
+    with pytest.raises(ParamsError, match="missing"):
+        DownloadConfig.from_section({k: v for k, v in section.items() if k != "retries"}, None)
+    with pytest.raises(ParamsError, match="cookies_file"):
+        no_cookies = {**section, "cookies_file": str(tmp_path / "no")}
+        DownloadConfig.from_section(no_cookies, str(tmp_path))
+
+
+def test_records_roundtrip_and_unreadable_record(tmp_path: Path) -> None:
+    row = L.LedgerRow("abcdefghijk", "ok", bytes=3, sha256="x", file="a").stamped()
+    L.write_record(tmp_path, row)
+    assert L.read_record(tmp_path, "abcdefghijk") == row
+    L.record_path(tmp_path, "abcdefghijk").write_text("{not json", encoding="utf-8")
+    assert L.read_record(tmp_path, "abcdefghijk") is None  # unreadable: treated as never done
+    L.write_ledger(tmp_path / "ledger.parquet", [row, L.LedgerRow("zzzzzzzzzzz", "skipped")])
+    assert [r.youtube_id for r in L.read_ledger(tmp_path / "ledger.parquet")] == [
+        "abcdefghijk", "zzzzzzzzzzz"
+    ]
+    assert list(L.ok_videos(tmp_path / "ledger.parquet")) == ["abcdefghijk"]
