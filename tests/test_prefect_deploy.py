@@ -14,13 +14,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import copy_repo, venv_env
+from .test_pipeline_e2e import SMALL_SAMPLE, set_params
 
 pytestmark = pytest.mark.slow
 
-MINI = [
-    {"youtube_id": "abcdefghijk", "timeRange": [0, 100.0], "segments": [[10.5, 30.25]]},
-    {"youtube_id": "abcdefghijk", "timeRange": [100, 200.0], "segments": [[150, 170]]},
-]
 
 
 def api(url: str, path: str, body: dict | None = None) -> object:
@@ -46,20 +43,13 @@ def deployed_run(prefect_server, tmp_path_factory):
     url = prefect_server["url"]
     tmp = tmp_path_factory.mktemp("deploy")
     repo = copy_repo(tmp / "repo")
-    data = repo / "data" / "datasets" / "mini"
-    data.mkdir(parents=True)
-    (data / "val.json").write_text(json.dumps(MINI))
-    (data / "test.json").write_text(json.dumps(MINI[:1]))
-    params = (repo / "params.yaml").read_text()
-    params = params.replace("dataset: sample", "dataset: mini")
-    params = params.replace("splits: [train, val, test]", "splits: [val, test]")
-    (repo / "params.yaml").write_text(params)
+    set_params(repo, "sample", **SMALL_SAMPLE)
     env = venv_env(PREFECT_API_URL=url, PREFECT_HOME=str(tmp / "client-home"), PWD=str(repo))
 
     prefect(["work-pool", "create", "repurpose-local", "--type", "process"], repo, env)
     prefect(["--no-prompt", "deploy", "--all"], repo, env)
     out = prefect(["deployment", "run", "pipeline/nightly", "--params",
-                   json.dumps({"targets": ["prepare"]})], repo, env)
+                   json.dumps({"targets": ["download"]})], repo, env)
     run_id = re.search(r"flow-run/([0-9a-f-]{36})", out).group(1)
     prefect(["worker", "start", "--pool", "repurpose-local", "--run-once"], tmp, env,
             timeout=300)
@@ -75,14 +65,24 @@ def test_deployment_runs_on_a_process_worker(deployed_run):
     assert run["state_type"] == "COMPLETED", run["state"]
     assert run["deployment_id"] == deployment["id"]
     flows = {f["id"]: f["name"] for f in api(url, "/flows/filter", {})}
-    stage_runs = [r for r in api(url, "/flow_runs/filter", {}) if flows[r["flow_id"]] == "prepare"]
-    # the stage that `dvc repro` ran reported its own flow run to the same server
-    assert [r["state_type"] for r in stage_runs] == ["COMPLETED"]
+    stage_runs = {flows[r["flow_id"]]: r for r in api(url, "/flow_runs/filter", {})
+                  if flows[r["flow_id"]] != "pipeline"}
+    # each stage that `dvc repro` ran reported its own flow run to the same server
+    assert {name: r["state_type"] for name, r in stage_runs.items()} == {
+        "sample": "COMPLETED", "prepare": "COMPLETED", "download": "COMPLETED"
+    }
+    # per-video work shows up as one task run per video, named after it
+    video_tasks = api(url, "/task_runs/filter", {
+        "flow_runs": {"id": {"any_": [stage_runs["download"]["id"]]}}
+    })
+    expected = {f"sample{i:05d}" for i in range(1, SMALL_SAMPLE["n_videos"] + 1)}
+    assert {t["name"] for t in video_tasks} == expected
+    assert {t["state_type"] for t in video_tasks} == {"COMPLETED"}
     tasks = api(url, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
     assert {(t["name"].rsplit("-", 1)[0], t["state_type"]) for t in tasks} == {
         ("dvc-repro", "COMPLETED")
     }  # no dvc-push: the copy has no DVC remote
-    assert (deployed_run["repo"] / "data" / "prepared" / "windows.parquet").is_file()
+    assert (deployed_run["repo"] / "data" / "videos" / "ledger.parquet").is_file()
     assert (deployed_run["repo"] / "dvc.lock").is_file()
 
 
