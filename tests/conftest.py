@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _drain_prefect_clients() -> None:
+    """Flush this process's queued Prefect logs/events while the server still answers."""
+    import sys
+
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):  # best effort at teardown
+            worker.drain_all(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     """A real Prefect server (SQLite, 127.0.0.1, random port); yields its API URL."""
@@ -109,6 +124,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.5)
         yield {"url": url, "home": home, "port": port}
     finally:
+        _drain_prefect_clients()
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)
