@@ -1,0 +1,105 @@
+"""Windows joined with feature shards as torch tensors; padding collate; deterministic batches.
+
+Each item is a plain dict: `window_id`, `duration`, `visual`/`audio`/`text` float32 [T, D_m],
+`labels` int64 [T], `targets` float32 [T, 2], with T the planned rows (see `index`). Vectors
+are read per video from the shards through pyarrow (one row group per video), with a small
+per-process LRU cache of whole videos, so a window costs one row-group read per modality.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from repurpose.features.shards import FeatureStore, VideoFeatures, window_slice
+from repurpose.model.config import MODALITIES
+from repurpose.training.index import WindowPlan
+
+
+class WindowDataset(Dataset):
+    """The planned windows of one split, features read lazily from the shards."""
+
+    def __init__(self, plans: list[WindowPlan], features_dir: str | os.PathLike[str],
+                 cache_videos: int = 64):
+        self.plans = plans
+        self.features_dir = Path(features_dir)
+        self.cache_videos = max(1, cache_videos)
+        self._stores: dict[str, FeatureStore] | None = None
+        self._cache: OrderedDict[tuple[str, str], VideoFeatures] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __getstate__(self) -> dict:  # workers get no open stores nor cache
+        state = self.__dict__.copy()
+        state["_stores"], state["_cache"] = None, OrderedDict()
+        return state
+
+    def _video(self, modality: str, youtube_id: str) -> VideoFeatures:
+        key = (modality, youtube_id)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        if self._stores is None:
+            self._stores = {m: FeatureStore(self.features_dir / m) for m in MODALITIES}
+        video = self._stores[modality].read(youtube_id)
+        self._cache[key] = video
+        while len(self._cache) > self.cache_videos * len(MODALITIES):
+            self._cache.popitem(last=False)
+        return video
+
+    def __getitem__(self, i: int) -> dict:
+        plan = self.plans[i]
+        w, n = plan.window, plan.rows
+        item = {"window_id": w.window_id, "duration": float(w.duration), "index": i}
+        for m in MODALITIES:
+            rows = window_slice(self._video(m, w.youtube_id), w.start, w.end)[:n]
+            item[m] = torch.from_numpy(np.array(rows, dtype=np.float32))  # a writable copy
+        item["labels"] = torch.from_numpy(w.labels[:n].astype(np.int64))
+        item["targets"] = torch.from_numpy(np.array(w.targets[:n], dtype=np.float32))
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Pad to the longest window of the batch; `mask` [B, T] is True on real seconds."""
+    longest = max(len(it["labels"]) for it in items)
+    batch: dict = {
+        "window_id": [it["window_id"] for it in items],
+        "duration": [it["duration"] for it in items],
+        "index": [it["index"] for it in items],
+        "lengths": torch.tensor([len(it["labels"]) for it in items]),
+    }
+    batch["mask"] = torch.arange(longest)[None, :] < batch["lengths"][:, None]
+    for key in (*MODALITIES, "labels", "targets"):
+        first = items[0][key]
+        out = first.new_zeros((len(items), longest, *first.shape[1:]))
+        for b, it in enumerate(items):
+            out[b, : len(it[key])] = it[key]
+        batch[key] = out
+    return batch
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, shuffle: bool = True,
+                  world: int = 1, rank: int = 0) -> list[list[int]]:
+    """This rank's batches of one epoch: a seeded permutation cut into global batches of
+    `batch_size`, each split round-robin over the `world` ranks (every rank gets the same
+    number of batches; a last batch smaller than `world` is topped up from the start)."""
+    if n == 0:
+        return []
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+    else:
+        order = list(range(n))
+    out = []
+    for lo in range(0, n, batch_size):
+        chunk = order[lo: lo + batch_size]
+        while len(chunk) < world:
+            chunk.append(order[(lo + len(chunk)) % n])
+        out.append(chunk[rank::world])
+    return out

@@ -1,0 +1,180 @@
+"""Training from a params file and paths: what `repurpose train` and the torchrun entry call.
+
+Reads params sections `model`, `train`, `postprocess` and `evaluate.thresholds`. Writes under
+`out/`: `model.safetensors` (best epoch on val), `model.json` (config, feature backends and
+dims, params/data/code hashes, funnel, best epoch), `curves.csv`, and `last/` (resume state).
+Under torchrun (WORLD_SIZE > 1) it joins the process group (NCCL on CUDA, else gloo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+
+from repurpose import io
+from repurpose.errors import UserError
+from repurpose.evaluation.metrics import THRESHOLDS
+from repurpose.features.shards import shard_paths
+from repurpose.model.config import MODALITIES, ModelConfig
+from repurpose.model.network import RepurposeNet
+from repurpose.model.postprocess import PostprocessConfig
+from repurpose.params import load_params, load_section
+from repurpose.training import checkpoint
+from repurpose.training.config import TrainConfig
+from repurpose.training.dataset import WindowDataset
+from repurpose.training.index import ModalityIndex, index_features, load_plans, usable_videos
+from repurpose.training.loop import BEST_WEIGHTS, FitResult, fit, resolve_device
+
+log = logging.getLogger(__name__)
+
+MODEL_JSON = "model.json"
+FORMAT = "repurpose-model/1"
+CODE_DIRS = ("model", "training")  # source hashed into the resume fingerprint
+
+
+def sha256_json(obj: Any) -> str:
+    """Hash of a JSON-serialisable object (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def data_hash(windows: Path, features: Path, ok: set[str] | None) -> str:
+    """Hash of the windows table bytes, every shard's name, size and file metadata, and the set
+    of downloaded videos (shard rows are not re-read: their metadata names their producer)."""
+    h = hashlib.sha256(windows.read_bytes())
+    for m in MODALITIES:
+        for path in shard_paths(features / m):
+            h.update(f"{m}/{path.name}:{path.stat().st_size}".encode())
+            metadata = pq.read_schema(path).metadata or {}
+            for key in sorted(metadata):  # producer identity, video index, result keys
+                h.update(key + b"=" + metadata[key])
+    h.update(json.dumps(sorted(ok) if ok is not None else None).encode())
+    return h.hexdigest()
+
+
+def code_hash() -> str:
+    """Hash of the model and training source (a change means: do not resume)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for sub in CODE_DIRS:
+        for path in sorted((root / sub).glob("*.py")):
+            h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def thresholds_from(params: dict) -> tuple[float, ...]:
+    """`evaluate.thresholds` if the section exists, else 0.5..0.9."""
+    section = params.get("evaluate")
+    if isinstance(section, dict) and isinstance(section.get("thresholds"), list):
+        return tuple(float(t) for t in section["thresholds"])
+    return THRESHOLDS
+
+
+def feature_info(modalities: dict[str, ModalityIndex | None], features: Path) -> dict[str, dict]:
+    """Backend identity and dims per modality; a clear error if a modality has no shards."""
+    missing = [m for m in MODALITIES if modalities.get(m) is None]
+    if missing:
+        raise UserError("no feature shards for " + ", ".join(
+            f"{m} ({features / m})" for m in missing))
+    return {m: asdict(modalities[m].meta) for m in MODALITIES}
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """(world, rank, local_rank) from torchrun's environment; (1, 0, 0) otherwise."""
+    return (int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def train_from_params(params_path: str | os.PathLike[str], windows: str | os.PathLike[str],
+                      features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
+                      out: str | os.PathLike[str], *, train_split: str = "train",
+                      val_split: str = "val", resume: bool = True,
+                      stop_after_steps: int | None = None) -> FitResult:
+    """Train per the params file; write the outputs (see module docstring)."""
+    params = load_params(params_path)
+    model_cfg = ModelConfig.from_section(load_section(params_path, "model"))
+    train_cfg = TrainConfig.from_section(load_section(params_path, "train"))
+    post = PostprocessConfig.from_section(load_section(params_path, "postprocess"))
+    thresholds = thresholds_from(params)
+    windows, features, out = Path(windows), Path(features), Path(out)
+    if not windows.is_file():
+        raise UserError(f"{windows}: windows table not found (run the prepare stage)")
+
+    world, rank, local_rank = distributed_env()
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if train_cfg.batch_size < world:
+            raise UserError(f"train.batch_size {train_cfg.batch_size} < {world} processes")
+    device = resolve_device(train_cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+
+    modalities = index_features(features)
+    feats = feature_info(modalities, features)
+    ok = usable_videos(ledger)
+    train_plans, train_funnel = load_plans(windows, train_split, modalities, ok)
+    val_plans, val_funnel = load_plans(windows, val_split, modalities, ok)
+    if not train_plans:
+        raise UserError(f"no usable '{train_split}' windows (see the counts above)")
+    dims = {m: int(feats[m]["dim"]) for m in MODALITIES}
+    sections = {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(),
+                "postprocess": post.to_dict(), "thresholds": list(thresholds)}
+    params_hash = sha256_json(sections)
+    dhash = data_hash(windows, features, ok)
+    fingerprint = sha256_json({"params": params_hash, "data": dhash, "code": code_hash(),
+                               "splits": [train_split, val_split]})
+    out.mkdir(parents=True, exist_ok=True)
+    train_ds = WindowDataset(train_plans, features, train_cfg.cache_videos)
+    val_ds = WindowDataset(val_plans, features, train_cfg.cache_videos)
+    result = fit(model_cfg, dims, train_cfg, post, thresholds, train_ds, val_ds, out,
+                 fingerprint, resume=resume, world=world, rank=rank, device=device,
+                 stop_after_steps=stop_after_steps)
+    if rank == 0:
+        io.write_json(out / MODEL_JSON, {
+            "format": FORMAT,
+            "weights": BEST_WEIGHTS,
+            "model": model_cfg.to_dict(),
+            "dims": dims,
+            "features": feats,
+            "params": sections,
+            "params_hash": params_hash,
+            "data_hash": dhash,
+            "data": {"windows": str(windows), "features": str(features),
+                     "ledger": str(ledger) if ledger else None,
+                     "splits": {"train": train_split, "val": val_split},
+                     "funnel": {"train": train_funnel.to_dict(), "val": val_funnel.to_dict()}},
+            "best": result.best,
+            "epochs_trained": len(result.history),
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "n_parameters": result.n_parameters,
+            "device": result.device,
+            "world_size": world,
+            "torch": torch.__version__,
+        })
+    return result
+
+
+def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu"
+               ) -> tuple[RepurposeNet, dict]:
+    """The trained network (eval mode) and its model.json."""
+    folder = Path(model_dir)
+    info_path = folder / MODEL_JSON
+    if not info_path.is_file():
+        raise UserError(f"{info_path}: not found (train a model first)")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if info.get("format") != FORMAT:
+        raise UserError(f"{info_path}: unknown format {info.get('format')!r}")
+    net = RepurposeNet(ModelConfig(**info["model"]), info["dims"])
+    net.load_state_dict(checkpoint.load_weights(folder / info["weights"]))
+    return net.to(device).eval(), info
