@@ -24,6 +24,13 @@ STAGES: dict[str, tuple[str, str]] = {
     "sample": ("stages.sample", "synthesise the built-in sample dataset (videos + split JSON)"),
     "prepare": ("stages.prepare", "validate split JSON and write the windows and videos tables"),
     "download": ("stages.download", "fetch the needed time ranges of every video (yt-dlp)"),
+    "transcribe": ("stages.transcribe", "transcribe every downloaded video (segments, word times)"),
+    "extract": ("stages.extract", "per-second visual or audio vectors into Parquet shards"),
+    "embed_text": ("stages.embed_text", "per-second text vectors of the transcripts into shards"),
+    "train": ("stages.train", "train the clip model on the train split, best epoch on val"),
+    "predict": ("stages.predict", "predict clips for every window of a split (JSONL)"),
+    "evaluate": ("stages.evaluate", "score a predictions JSONL against a split JSON (+ baselines)"),
+    "report": ("stages.report", "write reports/report.md and a self-contained report.html"),
 }
 
 TASK_RUNNERS = ("serial", "threads", "dask")
@@ -123,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     vp = sub.add_parser("validate", help=splits_cli.HELP, description=splits_cli.HELP)
     splits_cli.add_arguments(vp)
     vp.set_defaults(handler=splits_cli.main)
+    from repurpose.features import npy as features_cli
+
+    fp = sub.add_parser("features", help=features_cli.HELP, description=features_cli.HELP)
+    features_cli.add_arguments(fp)
+    fp.set_defaults(handler=features_cli.main)
     return parser
 
 

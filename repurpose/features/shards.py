@@ -11,13 +11,15 @@
 Rows are sorted by (`youtube_id`, `t`), one row group per video. File metadata (key
 `repurpose`) is JSON: modality, backend key, weights identity, dim, dtype, fps, backend params
 and the row-group index `videos` (youtube_id per row group) so one video is read without a scan.
+Optionally a second key (`repurpose.keys`) maps each video to the cache key of the result it
+holds, so a writer can tell an up-to-date shard from a stale one without reading its rows.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +33,7 @@ from repurpose.errors import UserError
 from repurpose.timeline import window_rows
 
 META_KEY = b"repurpose"
+VIDEO_KEYS_KEY = b"repurpose.keys"
 SHARD_GLOB = "part-*.parquet"
 DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -82,12 +85,17 @@ class VideoFeatures:
 
 
 def write_shard(path: str | os.PathLike[str], videos: Sequence[VideoFeatures],
-                meta: FeatureMeta) -> None:
-    """Atomically write one shard: videos sorted by id, one row group per video."""
+                meta: FeatureMeta, video_keys: Mapping[str, str] | None = None) -> None:
+    """Atomically write one shard: videos sorted by id, one row group per video.
+
+    `video_keys` (optional): youtube_id -> key of the result stored (see `read_video_keys`)."""
     ordered = sorted(videos, key=lambda v: v.youtube_id)
-    schema = meta.schema().with_metadata({META_KEY: json.dumps(
+    metadata = {META_KEY: json.dumps(
         {**asdict(meta), "videos": [v.youtube_id for v in ordered]}
-    ).encode()})
+    ).encode()}
+    if video_keys is not None:
+        metadata[VIDEO_KEYS_KEY] = json.dumps(dict(sorted(video_keys.items()))).encode()
+    schema = meta.schema().with_metadata(metadata)
     np_dtype = DTYPES[meta.dtype]
     with io.atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for v in ordered:
@@ -114,6 +122,15 @@ def read_meta(path: str | os.PathLike[str]) -> tuple[FeatureMeta, list[str]]:
     data = json.loads(raw[META_KEY])
     videos = data.pop("videos")
     return FeatureMeta(**data), videos
+
+
+def read_video_keys(path: str | os.PathLike[str]) -> dict[str, str]:
+    """youtube_id -> result key recorded by `write_shard(video_keys=...)`; {} if none."""
+    try:
+        raw = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ShardError(f"{path}: not a readable Parquet shard: {exc}") from exc
+    return json.loads(raw[VIDEO_KEYS_KEY]) if VIDEO_KEYS_KEY in raw else {}
 
 
 def shard_paths(folder: str | os.PathLike[str]) -> list[Path]:

@@ -1,0 +1,1 @@
+"""Speech recognition: transcripts (segments and words with times) for the text features."""

@@ -1,0 +1,246 @@
+"""Visual and audio extraction: per-video work (run through the stage's mapper) and the run.
+
+Per video (`extract_video`, a module-level function of one picklable `ExtractJob`):
+probe the file, derive its rows (`inputs.row_range`), decode once (frames at `t + 0.5`, or audio
+seconds `[t, t + 1)`), embed in batches, store `[n_rows, dim]` in the cache. Oddities that are
+handled are flags on an ok result; files that cannot give features are failed results with a
+reason. Both are cached (they are properties of the file); other exceptions are not.
+
+Flags: `shorter_than_ledger` (the file lasts over 1 s less than the ledger says; rows follow the
+file), `truncated` (the stream stops over 1 s before the file's duration; the rows stop there),
+`vfr` (variable frame rate: handled, frames go by timestamp), `odd_resolution` (odd width or
+height: handled), `decode_errors` (some packets could not be decoded and were skipped),
+`no_audio` (no audio stream: audio rows are zero vectors), `silent` (no second louder than
+-60 dBFS), `short_video` (under one second). Failure reasons: `undecodable`, `no_video`,
+`too_short` (no row: under half a second), `missing_file` (listed in the ledger, not on disk;
+not cached), `error` (anything else; not cached, retried).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from repurpose.features.backends import Backend, get_backend
+from repurpose.features.build import (
+    FAILED,
+    OK,
+    Entry,
+    ResultCache,
+    RunReport,
+    check_dtype,
+    check_positive_int,
+    collect,
+    finish,
+    result_key,
+)
+from repurpose.features.decode import (
+    AudioStats,
+    DecodeError,
+    FrameStats,
+    audio_seconds,
+    batched,
+    decode_frames,
+    prefetch,
+)
+from repurpose.features.inputs import VideoInput, row_range
+from repurpose.features.shards import FeatureMeta
+from repurpose.media import MediaError, MediaInfo, probe
+from repurpose.params import ParamsError
+from repurpose.runner import Mapper
+
+log = logging.getLogger(__name__)
+
+SHORTER_TOLERANCE = 1.0  # seconds a file may fall short of the ledger before it is flagged
+EXTRACT_MODALITIES = ("visual", "audio")
+
+
+@dataclass(frozen=True)
+class ModalityConfig:
+    """One modality's section of params (`extract.visual`, `extract.audio`, `embed_text`)."""
+
+    modality: str
+    backend: Backend
+    dtype: str
+    batch_size: int
+    n_shards: int
+
+    @classmethod
+    def from_section(cls, modality: str, section: dict[str, Any], where: str,
+                     backend_override: str | None = None) -> ModalityConfig:
+        key = backend_override or section.get("backend")
+        if not isinstance(key, str) or not key:
+            raise ParamsError(f"params {where}.backend: missing")
+        return cls(
+            modality=modality,
+            backend=get_backend(modality, key, section, where=where),
+            dtype=check_dtype(section.get("dtype", "float16"), where),
+            batch_size=check_positive_int(section.get("batch_size", 32), f"{where}.batch_size"),
+            n_shards=check_positive_int(section.get("n_shards", 1), f"{where}.n_shards"),
+        )
+
+    def meta(self, weights: str, extra_params: dict[str, Any] | None = None) -> FeatureMeta:
+        return FeatureMeta(modality=self.modality, backend=self.backend.key, weights=weights,
+                           dim=self.backend.dim, dtype=self.dtype, fps=1.0,
+                           params={**self.backend.params, **(extra_params or {})})
+
+
+@dataclass(frozen=True)
+class ExtractJob:
+    """Everything one video's extraction needs (picklable)."""
+
+    video: VideoInput
+    backend: Backend
+    cache_root: str
+    key: str
+    dtype: str
+    batch_size: int
+
+
+def missing_file(video: VideoInput) -> Entry:
+    """The ledger lists the video but its file is gone (a failure that is never cached)."""
+    return Entry(video.youtube_id, "", FAILED, reason="missing_file",
+                 message=f"{video.path}: no such file", computed=False)
+
+
+def job_name(job: Any) -> str:
+    """Mapper key / task name of a per-video job."""
+    return job.video.youtube_id
+
+
+def video_key(video: VideoInput, cfg: ModalityConfig, weights: str) -> str:
+    return result_key(modality=cfg.modality, backend=cfg.backend.key,
+                      params=cfg.backend.params, weights=weights, dtype=cfg.dtype,
+                      sha256=video.sha256, source_offset=video.source_offset)
+
+
+def extract_video(job: ExtractJob) -> Entry:
+    """Compute one video's vectors for one modality and cache them; return the outcome."""
+    cache = ResultCache(job.cache_root)
+    v = job.video
+    try:
+        entry, array = _extract(job)
+    except MediaError as exc:  # permanent: a property of the file, cached
+        entry, array = Entry(v.youtube_id, job.key, FAILED, reason="undecodable",
+                             message=str(exc)[:500]), None
+    cache.save(entry, array)
+    return entry
+
+
+def media_flags(video: VideoInput, info: MediaInfo) -> list[str]:
+    flags = []
+    if video.duration and info.duration < video.duration - SHORTER_TOLERANCE:
+        flags.append("shorter_than_ledger")
+    if info.duration < 1.0:
+        flags.append("short_video")
+    return flags
+
+
+def _extract(job: ExtractJob) -> tuple[Entry, np.ndarray | None]:
+    v, backend = job.video, job.backend
+    info = probe(v.path)
+    flags = media_flags(v, info)
+    first, stop = row_range(v.source_offset, info.duration)
+    n = stop - first
+
+    def failed(reason: str, message: str) -> tuple[Entry, None]:
+        return Entry(v.youtube_id, job.key, FAILED, reason=reason, flags=tuple(flags),
+                     message=message), None
+
+    if n <= 0:
+        return failed("too_short", f"{info.duration:.3f} s: no second has its midpoint inside")
+    dim = backend.dim
+    out = np.zeros((n, dim), np.float32)
+    got = np.zeros(n, bool)
+    if backend.modality == "visual":
+        if not info.has_video:
+            return failed("no_video", "the file has no video stream")
+        if info.width % 2 or info.height % 2:
+            flags.append("odd_resolution")
+        times = first + np.arange(n) + 0.5 - v.source_offset
+        stats = FrameStats()
+        frames = decode_frames(v.path, times, backend.geometry, stats, lead_hold=np.inf)
+        for idx, batch in prefetch(batched(frames, job.batch_size)):
+            out[idx] = backend.embed_frames(batch)
+            got[idx] = True
+        if stats.variable_frame_rate:
+            flags.append("vfr")
+        if stats.bad_packets:
+            flags.append("decode_errors")
+    else:
+        if not info.has_audio:
+            flags.append("no_audio")
+            got[:] = True  # zero vectors, flagged
+        else:
+            stats_a = AudioStats()
+            seconds = audio_seconds(v.path, backend.sample_rate, first - v.source_offset, n,
+                                    job.batch_size, stats_a)
+            try:
+                for idx, batch in prefetch(seconds):
+                    out[idx] = backend.embed_audio(batch)
+                    got[idx] = True
+            except DecodeError:
+                if info.has_video:  # a broken audio track in a good video: zeros, flagged
+                    flags.append("audio_undecodable")
+                    got[:] = True
+                else:
+                    raise
+            if stats_a.samples and stats_a.silent:
+                flags.append("silent")
+            if stats_a.stderr and stats_a.samples:
+                flags.append("decode_errors")
+    kept = _kept_rows(got)
+    if kept == 0:
+        return failed("undecodable", "no row could be decoded")
+    if kept < n:
+        flags.append("truncated")
+    entry = Entry(v.youtube_id, job.key, OK, flags=tuple(sorted(set(flags))), first_t=first,
+                  n_rows=kept, dim=dim)
+    return entry, out[:kept].astype(job.dtype)
+
+
+def _kept_rows(got: np.ndarray) -> int:
+    """Rows kept: up to the last decoded row; a tail of at most one undecoded row is kept too
+    (zeros), a longer one is cut. Undecoded rows before the last decoded one cannot happen
+    (frames are held, audio is zero-padded)."""
+    if not got.any():
+        return 0
+    last = int(np.flatnonzero(got)[-1]) + 1
+    return len(got) if len(got) - last <= 1 else last
+
+
+def run_extract(modality: str, section: dict[str, Any], videos: list[VideoInput],
+                out_dir: str | Path, cache_dir: str | Path, mapper: Mapper,
+                backend_override: str | None = None, retry_failed: bool = False) -> RunReport:
+    """Extract `modality` for `videos`: reuse cached results, compute the rest through `mapper`,
+    then write the shards. Raises ParamsError/WeightsMissing before any work if misconfigured."""
+    if modality not in EXTRACT_MODALITIES:
+        raise ParamsError(f"unknown modality {modality!r} for extract "
+                          f"(choose one of {', '.join(EXTRACT_MODALITIES)})")
+    where = f"extract.{modality}"
+    cfg = ModalityConfig.from_section(modality, section, where, backend_override)
+    weights = cfg.backend.weights_identity()  # fails fast, with the key, if weights are missing
+    meta = cfg.meta(weights)
+    cache = ResultCache(Path(cache_dir) / cfg.backend.key)
+    report = RunReport(modality, cfg.backend.key, videos=len(videos))
+    entries: dict[str, Entry] = {}
+    jobs = []
+    for v in videos:
+        if not Path(v.path).is_file():  # not cached: the file may come back
+            entries[v.youtube_id] = missing_file(v)
+            continue
+        key = video_key(v, cfg, weights)
+        hit = cache.load(v.youtube_id, key, cfg.backend.dim)
+        if hit is not None and not (retry_failed and hit.status == FAILED):
+            entries[v.youtube_id] = hit
+            report.reused += 1
+        else:
+            jobs.append(ExtractJob(v, cfg.backend, str(cache.root), key, cfg.dtype,
+                                   cfg.batch_size))
+    collect(mapper(extract_video, jobs, key=job_name), report, entries,
+            lambda job: job.video.youtube_id)
+    return finish(out_dir, meta, entries, cache, cfg.n_shards, report)
