@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -52,7 +53,8 @@ def pipeline_repo(tmp_path_factory):
 
 def test_repro_builds_every_stage(pipeline_repo):
     repo, first = pipeline_repo
-    stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    stages = set(dvc(["stage", "list", "--name-only"], repo).split())
+    assert {"sample", "prepare", "download", "extract@visual", "train", "report"} <= stages
     assert ran_stages(first) == stages
     for split in ("train", "val", "test"):
         assert (repo / "data" / "datasets" / "sample" / f"{split}.json").is_file()
@@ -66,6 +68,14 @@ def test_repro_builds_every_stage(pipeline_repo):
     ok = ok_videos(repo / "data/videos/ledger.parquet")
     assert set(ok) == wanted
     assert all((repo / "data/videos" / f"{yid}.mp4").is_file() for yid in wanted)
+    for modality in ("visual", "audio", "text"):
+        assert list((repo / "data/features" / modality).glob("part-*.parquet"))
+    assert (repo / "models/model.safetensors").is_file()
+    metrics = json.loads((repo / "metrics/test.json").read_text())
+    assert set(metrics) >= {"precision", "recall", "f1", "map"}
+    assert (repo / "reports/report.html").is_file()
+    shown = dvc(["metrics", "show"], repo)
+    assert "metrics/test.json" in shown
 
 
 def test_second_repro_is_a_noop_and_dag_lists_stages(pipeline_repo):
