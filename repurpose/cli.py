@@ -61,6 +61,7 @@ def orchestration_from(args: argparse.Namespace) -> Orchestration:
         "prefect": args.prefect,
         "task_runner": args.task_runner,
         "workers": args.workers,
+        "dask_address": args.dask_address,
     }
     values = {**orch.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
     result = Orchestration(**values)
@@ -113,6 +114,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--task-runner", choices=TASK_RUNNERS, default=None)
     group.add_argument("--workers", type=int, default=None)
+    group.add_argument("--dask-address", default=None,
+                       help="address of a running Dask scheduler (with --task-runner dask)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +152,8 @@ def run_stage(name: str, args: argparse.Namespace) -> int:
     """Run stage `name` with parsed `args`, in its Prefect flow or directly."""
     orch = orchestration_from(args)
     if use_prefect(orch):
+        # library and stage logs (not only prints) reach the Prefect UI
+        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "repurpose,stages")
         from flows.orchestrate import run_stage_flow
 
         return run_stage_flow(name, args, orch)
