@@ -98,3 +98,24 @@ def test_changing_a_param_reruns_only_what_depends_on_it(pipeline_repo):
 
     splits = set(pq.read_table(repo / "data/prepared/windows.parquet").column("split").to_pylist())
     assert splits == {"train", "test"}
+
+
+def test_real_splits_imported_with_dvc_feed_prepare(repo_copy):
+    from .conftest import SHARED_SPLITS
+
+    if not (SHARED_SPLITS / "val.json").is_file():
+        pytest.skip(f"real split files not present at {SHARED_SPLITS}")
+    import os
+
+    target = repo_copy / "data" / "datasets"
+    target.mkdir(parents=True, exist_ok=True)
+    source = os.path.relpath(SHARED_SPLITS, target)  # as `make repurpose10k` passes it
+    dvc(["import-url", source, "data/datasets/repurpose10k"], repo_copy)
+    assert (repo_copy / "data/datasets/repurpose10k.dvc").is_file()
+    set_params(repo_copy, "prepare", dataset="repurpose10k", splits=["val", "test"])
+    out = dvc(["repro", "prepare"], repo_copy)
+    assert ran_stages(out) == {"prepare"}
+    import pyarrow.parquet as pq
+
+    windows = pq.read_table(repo_copy / "data/prepared/windows.parquet")
+    assert windows.num_rows == 2234  # 2,243 entries less 9 exact duplicates
