@@ -1,1 +1,1 @@
-"""DVC stages: one module each, with `add_arguments(parser)`, `main(args, mapper)` and pure helpers."""
+"""DVC stages: one module each, with `add_arguments(parser)`, `main(args, mapper)`, pure helpers."""
