@@ -100,6 +100,32 @@ def test_changing_a_param_reruns_only_what_depends_on_it(pipeline_repo):
     assert splits == {"train", "test"}
 
 
+def counts(output: str, prefix: str) -> tuple[int, int]:
+    """(computed, reused) from a stage's summary line starting with `prefix`."""
+    line = next(ln for ln in output.splitlines() if ln.startswith(prefix))
+    found = re.search(r"(\d+) computed, (\d+) reused", line)
+    assert found, line
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_adding_a_video_recomputes_only_that_video(pipeline_repo):
+    repo, _ = pipeline_repo
+    n = SMALL_SAMPLE["n_videos"]
+    set_params(repo, "prepare", splits=["train", "val", "test"])  # undo the test above
+    set_params(repo, "sample", n_videos=n + 1)
+    out = dvc(["repro"], repo)
+    assert re.search(rf"download: {n + 1} videos: ok {n + 1} \(fetched 1, reused {n}\)", out)
+    for prefix in ("transcribe", "extract visual", "extract audio", "embed_text"):
+        assert counts(out, prefix) == (1, n), prefix
+    # a visual param recomputes visual features only
+    set_params(repo, "extract", visual={**yaml.safe_load(
+        (repo / "params.yaml").read_text())["extract"]["visual"], "batch_size": 7})
+    out = dvc(["repro"], repo)
+    assert {"extract@visual"} <= ran_stages(out)
+    assert not ran_stages(out) & {"sample", "prepare", "download", "transcribe",
+                                  "extract@audio", "embed_text"}
+
+
 def test_real_splits_imported_with_dvc_feed_prepare(repo_copy):
     from .conftest import SHARED_SPLITS
 
