@@ -80,6 +80,10 @@ def test_deployment_runs_on_a_process_worker(deployed_run):
     expected = {f"sample{i:05d}" for i in range(1, SMALL_SAMPLE["n_videos"] + 1)}
     assert {t["name"] for t in video_tasks} == expected
     assert {t["state_type"] for t in video_tasks} == {"COMPLETED"}
+    # the stage's summary reached the server's logs (what the UI shows for the run)
+    logs = api(url, "/logs/filter", {"logs": {"flow_run_id": {
+        "any_": [stage_runs["download"]["id"]]}}, "limit": 200})
+    assert any(log["message"].startswith("download: ") for log in logs)
     tasks = api(url, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
     assert {(t["name"].rsplit("-", 1)[0], t["state_type"]) for t in tasks} == {
         ("dvc-repro", "COMPLETED")
