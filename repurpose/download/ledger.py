@@ -155,5 +155,23 @@ def read_ledger(path: str | os.PathLike[str]) -> list[LedgerRow]:
 
 
 def ok_videos(path: str | os.PathLike[str]) -> dict[str, LedgerRow]:
-    """youtube_id -> row for the videos downloaded and verified; downstream skips the rest."""
-    return {row.youtube_id: row for row in read_ledger(path) if row.ok}
+    """youtube_id -> row for the videos downloaded and verified; downstream skips the rest.
+
+    Ids and file names of ok rows become paths downstream, so a ledger whose ok row has an
+    unsafe id or a file name other than `<youtube_id>.<ext>` is refused (UserError)."""
+    from repurpose.errors import UserError
+    from repurpose.splits.schema import is_safe_id
+
+    rows = {}
+    for index, row in enumerate(read_ledger(path)):
+        if not row.ok:
+            continue
+        if not is_safe_id(row.youtube_id):
+            raise UserError(f"{path}: entry {index}: field 'youtube_id': unsafe id "
+                            f"{row.youtube_id!r} (expected 11 characters of [A-Za-z0-9_-])")
+        name = Path(row.file or "")
+        if name.name != row.file or name.stem != row.youtube_id:
+            raise UserError(f"{path}: entry {index} (youtube_id {row.youtube_id!r}): field "
+                            f"'file': {row.file!r} is not '<youtube_id>.<ext>' in the folder")
+        rows[row.youtube_id] = row
+    return rows
