@@ -187,12 +187,13 @@ def build_document(inp: ReportInputs) -> Document:
 
 
 def write_report(doc: Document, out_dir: str | os.PathLike[str]) -> Path:
-    """Replace `out_dir` with report.md, report.html and figures/*.png (atomically)."""
-    with io.atomic_dir(out_dir) as tmp:
-        (tmp / "figures").mkdir()
+    """Write `out_dir`/figures/*.png, report.md and report.html, each atomically; other files in
+    `out_dir` are left alone."""
+    out = Path(out_dir)
+    with io.atomic_dir(out / "figures") as figures_dir:
         for fig in doc.figures():
-            io.write_bytes(tmp / "figures" / fig.name, fig.png)
-        io.write_text(tmp / "report.md", to_markdown(doc))
-        io.write_text(tmp / "report.html", to_html(doc))
-    return Path(out_dir)
+            io.write_bytes(figures_dir / fig.name, fig.png)
+    io.write_text(out / "report.md", to_markdown(doc))
+    io.write_text(out / "report.html", to_html(doc))
+    return out
 
