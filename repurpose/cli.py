@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     fp = sub.add_parser("features", help=features_cli.HELP, description=features_cli.HELP)
     features_cli.add_arguments(fp)
     fp.set_defaults(handler=features_cli.main)
+    from repurpose.clip import cli as clip_cli
+
+    cp = sub.add_parser("clip", help=clip_cli.HELP, description=clip_cli.DESCRIPTION)
+    clip_cli.add_arguments(cp)
+    cp.set_defaults(handler=clip_cli.main)
     return parser
 
 

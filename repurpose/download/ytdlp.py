@@ -156,16 +156,32 @@ def fetch_section(
     Raises DownloadFailure (classified) on any failure. The file returned is an mp4 in
     `work_dir`, not yet verified.
     """
+    return _fetch(url, youtube_id, work_dir, settings, (start, end))
+
+
+def fetch_whole(url: str, name: str, work_dir: Path, settings: YtdlpSettings) -> Fetched:
+    """Download the whole video at `url` into `work_dir/<name>.mp4` (no cut, no re-encode);
+    one attempt, failures classified as for `fetch_section`. `name` must be id-shaped."""
+    return _fetch(url, name, work_dir, settings, None)
+
+
+def _fetch(url: str, youtube_id: str, work_dir: Path, settings: YtdlpSettings,
+           section: tuple[float, float] | None) -> Fetched:
     import yt_dlp
 
     ffmpeg = ffmpeg_exe()
     logger = _Collector()
+    start, end = section or (0.0, 0.0)
     opts = ydl_options(settings, work_dir, youtube_id, start, end, ffmpeg, logger)
+    if section is None:  # the whole video: no range, no exact-cut re-encode
+        for key in ("download_ranges", "force_keyframes_at_cuts"):
+            opts.pop(key)
+        opts["external_downloader_args"].pop("ffmpeg_o")
     try:
         with _ffmpeg_for_ytdlp(ffmpeg), yt_dlp.YoutubeDL(opts) as ydl:
             meta = _first_video_info(ydl.extract_info(url, download=False, process=False))
             duration = _float_or_none(meta.get("duration"))
-            if duration is not None and start >= duration:
+            if section is not None and duration is not None and start >= duration:
                 raise PermanentDownloadError(
                     f"the needed range starts at {start:g} s but the video lasts {duration:g} s",
                     "out_of_range",

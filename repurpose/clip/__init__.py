@@ -1,0 +1,18 @@
+"""Repurpose one new video (a local file or an http(s) URL) into clip files a person can publish.
+
+`repurpose clip INPUT --model models --out clips/` runs the trained model on a video that is
+not part of any dataset:
+
+1. `source`: a local file is used in place; a URL is downloaded whole through the yt-dlp code
+   of the download stage (`download.format`) into `<out>/.work/downloads/`;
+2. `features`: transcribe (`transcribe` params), extract visual/audio vectors and embed the
+   transcript with exactly the backends and backend params recorded in the model's model.json
+   (weights locations come from params.yaml; a different weights identity is an error), cached
+   under `<out>/.work/` by the file's sha256 and the backend identity;
+3. `predict`: cut the video into windows of at most `window_seconds`, predict and post-process
+   each window with the model's `postprocess` params, merge in absolute seconds, rank by score;
+4. `export`: one H.264 + AAC mp4 per clip (exact cuts, re-encoded, `+faststart`), optionally
+   9:16 and with subtitles (an .srt per clip, or burned in with libass), and `clips.json`.
+"""
+
+from __future__ import annotations
