@@ -82,3 +82,27 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str = "run") -> Iterator[None]:
+    """Hold an exclusive lock on `folder/.lock` (one writer per output folder); a second holder
+    gets a UserError at once instead of waiting."""
+    from repurpose.errors import UserError
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UserError(f"{path}: another {what} is using this folder") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

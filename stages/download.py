@@ -27,7 +27,8 @@ whose ok row still matches its file (size + sha256) and range is not fetched aga
 failed permanently are not retried unless `--retry-failed`; transient failures are retried on
 the next run. Videos no longer in the table are dropped from the ledger; their files and
 records are left on disk (so re-adding a video with the same range costs nothing).
-Run it standalone (no Prefect, serial or threads): `python -m stages.download --help`.
+Run it standalone (no Prefect, serial unless `--task-runner threads`):
+`python -m stages.download --help`.
 """
 
 from __future__ import annotations
@@ -38,26 +39,23 @@ import logging
 import shutil
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from repurpose import io
 from repurpose.download import ledger as L
 from repurpose.download.job import (
     PARTIAL_DIR,
     SECTION,
     DownloadConfig,
-    Job,
     Outcome,
     failed_outcome,
     run_job,
 )
-from repurpose.errors import UserError
+from repurpose.download.plan import plan
+from repurpose.download.summary import exit_code, summary_lines
 from repurpose.media import ffmpeg_exe
 from repurpose.params import load_section
 from repurpose.runner import Mapper
-from repurpose.splits.schema import is_safe_id
-from repurpose.splits.tables import read_videos_table
 
 log = logging.getLogger(__name__)
 
@@ -88,82 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@contextlib.contextmanager
-def _run_lock(out: Path) -> Iterator[None]:
-    """One download run per output folder at a time."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UserError(f"{out}: another download run is using this folder") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def plan(
-    videos_path: Path, out: Path, cfg: DownloadConfig, retry_failed: bool
-) -> tuple[list[Job], dict[str, L.LedgerRow]]:
-    """Jobs for the videos table, and rows for videos skipped without a job."""
-    if not videos_path.is_file():
-        raise UserError(f"{videos_path}: videos table not found (run `repurpose prepare` first)")
-    try:
-        videos = read_videos_table(videos_path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable table is the user's to fix
-        raise UserError(f"{videos_path}: cannot read the videos table: {exc}") from exc
-    jobs: list[Job] = []
-    skipped: dict[str, L.LedgerRow] = {}
-    seen: set[str] = set()
-    for video in videos:
-        vid = video.youtube_id
-        if not is_safe_id(vid):
-            # never becomes a path; reported in the ledger under a printable form
-            safe = repr(vid)[:40]
-            skipped[safe] = L.LedgerRow(
-                youtube_id=safe,
-                status=L.SKIPPED,
-                error_category="invalid_id",
-                error_message="youtube_id is not 11 characters of [A-Za-z0-9_-]",
-                source=cfg.source,
-            ).stamped()
-            continue
-        if vid in seen:
-            log.warning("download: %s appears twice in %s; using its first row", vid, videos_path)
-            continue
-        seen.add(vid)
-        start, end = float(video.start), float(video.end)
-        if not (end > start >= 0):
-            skipped[vid] = L.LedgerRow(
-                youtube_id=vid,
-                status=L.SKIPPED,
-                error_category="empty_range",
-                error_message=f"needed range [{start:g}, {end:g}] is empty",
-                source_offset=start,
-                requested_end=end,
-                source=cfg.source,
-            ).stamped()
-            continue
-        jobs.append(
-            Job(
-                youtube_id=vid,
-                start=start,
-                end=end,
-                out_dir=str(out),
-                config=cfg,
-                previous=L.read_record(out, vid),
-                retry_failed=retry_failed,
-            )
-        )
-    return jobs, skipped
-
-
 def main(args: argparse.Namespace, mapper: Mapper) -> int:
     """Download every video of the table through `mapper`; write the ledger; print a summary."""
     # absolute paths: per-video work may run in other processes (Dask workers)
@@ -172,7 +94,7 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
     ffmpeg_exe()  # a clear error now rather than one per video
     out = Path(args.out).resolve()
     started = time.monotonic()
-    with _run_lock(out):
+    with io.folder_lock(out, "download run"):
         shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)  # leftovers of a killed run
         jobs, skipped = plan(Path(args.videos), out, cfg, args.retry_failed)
         ledger_path = out / L.LEDGER_NAME
@@ -211,7 +133,7 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
     shown = Path(args.out) / L.LEDGER_NAME
     for line in summary_lines(final, outcomes, time.monotonic() - started, shown):
         print(line)
-    return _exit_code(final, cfg.max_failed_fraction)
+    return exit_code(final, cfg.max_failed_fraction)
 
 
 def _progress(total: int):  # noqa: ANN202 - a tqdm bar or a stand-in
@@ -227,80 +149,7 @@ def _progress(total: int):  # noqa: ANN202 - a tqdm bar or a stand-in
     return tqdm(total=total, desc="download", unit="video", disable=None, dynamic_ncols=True)
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+if __name__ == "__main__":  # `python -m stages.download ...`: no Prefect, serial unless told
+    from repurpose.cli import main as cli_main
 
-
-def summary_lines(
-    rows: list[L.LedgerRow], outcomes: list[Outcome], seconds: float, ledger_path: Path
-) -> list[str]:
-    """Human summary: ok / failed by category / skipped / bytes / reused vs fetched."""
-    status = Counter(r.status for r in rows)
-    actions = Counter(o.action for o in outcomes)
-    lines = [
-        f"download: {len(rows)} videos: ok {status[L.OK]} (fetched {actions['fetched']}, "
-        f"reused {actions['reused']}), failed_permanent {status[L.FAILED_PERMANENT]}, "
-        f"failed_transient {status[L.FAILED_TRANSIENT]}, skipped {status[L.SKIPPED]}"
-    ]
-    for st in (L.FAILED_PERMANENT, L.FAILED_TRANSIENT, L.SKIPPED):
-        cats = Counter(r.error_category for r in rows if r.status == st)
-        if cats:
-            lines.append(
-                f"download:   {st}: " + ", ".join(f"{c} {n}" for c, n in cats.most_common())
-            )
-    if actions["kept"]:
-        lines.append(
-            f"download:   {actions['kept']} permanent failures of earlier runs not retried "
-            "(--retry-failed retries them)"
-        )
-    fetched = sum(o.row.bytes for o in outcomes if o.action == "fetched")
-    on_disk = sum(r.bytes for r in rows if r.ok)
-    hours = sum(r.duration for r in rows if r.ok) / 3600
-    lines.append(
-        f"download: {_mb(fetched)} written this run, {_mb(on_disk)} on disk for {hours:.2f} h "
-        f"of ok video, {seconds:.1f} s; ledger -> {ledger_path}"
-    )
-    return lines
-
-
-def _exit_code(rows: list[L.LedgerRow], max_failed_fraction: float) -> int:
-    failed = sum(r.status in (L.FAILED_PERMANENT, L.FAILED_TRANSIENT) for r in rows)
-    if rows and failed / len(rows) > max_failed_fraction:
-        log.error(
-            "download: %d of %d videos failed (%.0f%%), more than download.max_failed_fraction=%g",
-            failed,
-            len(rows),
-            100 * failed / len(rows),
-            max_failed_fraction,
-        )
-        return 1
-    return 0
-
-
-def _standalone(argv: Sequence[str] | None = None) -> int:
-    """`python -m stages.download ...`: the stage without Prefect (serial, or N threads)."""
-    from repurpose.runner import local_mapper
-
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.download", description=__doc__.splitlines()[0]
-    )
-    add_arguments(parser)
-    parser.add_argument(
-        "--params", default="params.yaml", help="params file (default: %(default)s)"
-    )
-    parser.add_argument("--workers", type=int, default=1, help="threads (default: %(default)s)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return main(args, local_mapper("threads" if args.workers > 1 else "serial", args.workers))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_standalone())
+    sys.exit(cli_main(["download", "--no-prefect", "--task-runner", "serial", *sys.argv[1:]]))
