@@ -39,7 +39,8 @@ from repurpose.features.decode import (  # noqa: E402
     decode_frames,
     naive_frames_by_seeking,
 )
-from repurpose.features.inputs import VideoInput, file_sha256  # noqa: E402
+from repurpose.features.inputs import VideoInput
+from repurpose.io import sha256_file  # noqa: E402
 
 ALL = ["efficientnet-lite0", "clip-vit-b32", "logmel", "panns-cnn14", "tiny.en", "minilm"]
 TEXT = ("Welcome back to the channel. Today we are testing how fast the feature pipeline runs "
@@ -87,7 +88,7 @@ def main() -> int:
     video = make_video(work, args.duration)
     dur = args.duration
     n = int(round(dur))
-    v = VideoInput("benchvideo1", str(video), file_sha256(video), 0.0, dur, True)
+    v = VideoInput("benchvideo1", str(video), sha256_file(video), 0.0, dur, True)
     rows: list[dict] = []
 
     def add(step: str, backend: str, weights: str, wall: float, seconds: float, note: str = "",

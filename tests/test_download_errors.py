@@ -199,3 +199,14 @@ def test_source_url_checks_the_id() -> None:
     for bad in ("../../etc/pa", "abc", "abcdefghij/", "abcdefghijk\n"):
         with pytest.raises(ValueError):
             source_url("url", bad, "http://h/{youtube_id}.mp4")
+
+
+def test_retry_delay_honours_retry_after_up_to_the_cap():
+    from repurpose.download.errors import TransientDownloadError, retry_delay
+
+    plain = TransientDownloadError("HTTP 503", "http_5xx")
+    assert 0.5 <= retry_delay(plain, 1, 1.0, 10.0) <= 1.0
+    asked = TransientDownloadError("HTTP 429", "rate_limited", retry_after=7.0)
+    assert retry_delay(asked, 1, 1.0, 10.0) == 7.0
+    too_long = TransientDownloadError("HTTP 429", "rate_limited", retry_after=500.0)
+    assert retry_delay(too_long, 1, 1.0, 10.0) == 10.0

@@ -14,7 +14,8 @@ from repurpose.download import ledger as L
 from repurpose.download.errors import PermanentDownloadError, TransientDownloadError
 from repurpose.download.job import DownloadConfig
 from repurpose.download.local import find_local
-from repurpose.download.verify import sha256_file, verify_media
+from repurpose.download.verify import verify_media
+from repurpose.io import sha256_file
 from repurpose.media import probe
 from repurpose.params import ParamsError
 from repurpose.runner import serial_map

@@ -21,7 +21,7 @@ import pytest
 import stages.download as stage
 from repurpose.download import ledger as L
 from repurpose.download.job import DownloadConfig, Job, run_job
-from repurpose.download.verify import sha256_file
+from repurpose.io import sha256_file
 from repurpose.media import probe
 from repurpose.runner import serial_map
 from repurpose.splits.tables import VideoRanges, write_videos_table

@@ -22,7 +22,8 @@ from typing import Any
 
 from repurpose import io
 from repurpose.errors import UserError
-from repurpose.features.inputs import VideoInput, file_sha256
+from repurpose.features.inputs import VideoInput
+from repurpose.io import sha256_file
 from repurpose.media import MediaError, MediaInfo, probe
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def local_source(text: str) -> Source:
     if not os.access(path, os.R_OK):
         raise UserError(f"{text}: not readable (permission denied)")
     info = _probe_video(path, text)
-    return Source(text, path.resolve(), None, file_sha256(path), info)
+    return Source(text, path.resolve(), None, sha256_file(path), info)
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,8 @@ def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, 
     """The whole video at `url` as `<folder>/<key>.mp4`: (path, sha256, "fetched" | "reused")."""
     from repurpose.download.errors import (
         TransientDownloadError,
-        backoff_delay,
         classify_exception,
+        retry_delay,
     )
     from repurpose.download.verify import DURATION_TOLERANCE_S, verify_media
     from repurpose.download.ytdlp import clear_dir
@@ -182,13 +183,11 @@ def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, 
             if failure.permanent or attempt > settings.retries:
                 raise UserError(f"{url}: cannot download a video from this URL "
                                 f"({failure.category}): {message}"[:1500])
-            delay = backoff_delay(attempt, settings.backoff_base, settings.backoff_max)
-            if failure.retry_after is not None:
-                delay = max(delay, min(failure.retry_after, settings.backoff_max))
+            delay = retry_delay(failure, attempt, settings.backoff_base, settings.backoff_max)
             log.info("%s: attempt %d failed (%s), retrying in %.1f s", url, attempt,
                      failure.category, delay)
             time.sleep(delay)
-        sha = file_sha256(path)
+        sha = sha256_file(path)
         size = path.stat().st_size
         os.replace(path, target)
         io.write_json(record, {"url": url, "format": settings.format, "sha256": sha,

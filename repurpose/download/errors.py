@@ -282,3 +282,12 @@ def backoff_delay(
     rng = rng or random
     ceiling = min(maximum, base * (2 ** max(0, attempt - 1)))
     return ceiling * (0.5 + 0.5 * rng.random())
+
+
+def retry_delay(failure: DownloadFailure, attempt: int, base: float, maximum: float) -> float:
+    """Seconds before the next attempt: the jittered backoff, or the server's Retry-After
+    (capped at `maximum`) when that is longer."""
+    delay = backoff_delay(attempt, base, maximum)
+    if failure.retry_after is not None:
+        delay = max(delay, min(failure.retry_after, maximum))
+    return delay

@@ -30,15 +30,14 @@ from repurpose.download.errors import (
     DownloadFailure,
     PermanentDownloadError,
     TransientDownloadError,
-    backoff_delay,
     classify_exception,
+    retry_delay,
 )
 from repurpose.download.local import cut_local, find_local
 from repurpose.download.ratelimit import RateLimiter
 from repurpose.download.verify import (
     DURATION_TOLERANCE_S,
     expected_duration,
-    sha256_file,
     verify_media,
 )
 from repurpose.download.ytdlp import (
@@ -48,6 +47,7 @@ from repurpose.download.ytdlp import (
     remote_duration,
     source_url,
 )
+from repurpose.io import sha256_file
 from repurpose.media import MediaInfo
 from repurpose.params import ParamsError, require
 from repurpose.splits.schema import check_id
@@ -235,15 +235,13 @@ def _fetch_with_retries(job: Job, vid: str, out: Path) -> L.LedgerRow:
             )
             if failure.permanent or attempt >= max_attempts:
                 return _failed_row(job, failure, attempt, out)
-            delay = backoff_delay(attempt, cfg.backoff_base, cfg.backoff_max)
-            if failure.retry_after is not None:
-                if failure.retry_after > cfg.backoff_max:
-                    failure.message += (
-                        f" (server asked to retry after {failure.retry_after:g} s, beyond "
-                        f"download.backoff_max={cfg.backoff_max:g}: left for the next run)"
-                    )
-                    return _failed_row(job, failure, attempt, out)
-                delay = max(delay, failure.retry_after)
+            if failure.retry_after is not None and failure.retry_after > cfg.backoff_max:
+                failure.message += (
+                    f" (server asked to retry after {failure.retry_after:g} s, beyond "
+                    f"download.backoff_max={cfg.backoff_max:g}: left for the next run)"
+                )
+                return _failed_row(job, failure, attempt, out)
+            delay = retry_delay(failure, attempt, cfg.backoff_base, cfg.backoff_max)
             if limiter is not None and failure.category in _SLOW_DOWN:
                 limiter.defer(delay)
             time.sleep(delay)

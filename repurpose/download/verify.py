@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -13,14 +12,6 @@ from repurpose.media import MediaError, MediaInfo, probe
 # and audio/video length differences, but far less than any real truncation we care about.
 DURATION_TOLERANCE_S = 1.0
 
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def expected_duration(start: float, end: float, source_duration: float | None) -> float:

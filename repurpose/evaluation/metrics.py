@@ -45,22 +45,23 @@ def threshold_key(theta: float) -> str:
     return f"{theta:g}"
 
 
-def window_precision(pred: np.ndarray, gt: np.ndarray, theta: float) -> float:
-    """Reference `calculate_tiou` for one window and one threshold."""
+def _matched_share(pred: np.ndarray, gt: np.ndarray, theta: float, axis: int) -> float:
+    """Share of predictions (axis 1) or clips (axis 0) whose best IoU reaches `theta`."""
     pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
     if len(pred) == 0 or len(gt) == 0:
         return 0.0
-    best = iou_1d(pred[:, :2], gt).max(axis=1)
+    best = iou_1d(pred[:, :2], gt).max(axis=axis)  # [n_pred] or [n_gt]
     return float(np.mean(best >= theta))
+
+
+def window_precision(pred: np.ndarray, gt: np.ndarray, theta: float) -> float:
+    """Reference `calculate_tiou` for one window and one threshold."""
+    return _matched_share(pred, gt, theta, axis=1)
 
 
 def window_recall(pred: np.ndarray, gt: np.ndarray, theta: float) -> float:
     """Share of the window's clips matched (IoU >= theta) by some prediction."""
-    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
-    if len(pred) == 0 or len(gt) == 0:
-        return 0.0
-    best = iou_1d(pred[:, :2], gt).max(axis=0)
-    return float(np.mean(best >= theta))
+    return _matched_share(pred, gt, theta, axis=0)
 
 
 def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:

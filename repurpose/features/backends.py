@@ -33,6 +33,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from repurpose import io
+from repurpose.devices import resolve_device  # noqa: F401 - re-exported for the backends
 from repurpose.errors import UserError
 from repurpose.params import ParamsError
 
@@ -187,18 +189,6 @@ def clear_model_cache() -> None:
 # --- devices and weights ------------------------------------------------------------------------
 
 
-def resolve_device(setting: str) -> str:
-    """`auto` -> cuda when torch sees a GPU, else cpu; anything else as given."""
-    if setting != "auto":
-        return setting
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """sha256 of a file (hex), memoised per (path, size, mtime) within the process."""
     st = os.stat(path)
@@ -208,11 +198,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 @lru_cache(maxsize=256)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     del size, mtime_ns  # part of the memo key only
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return io.sha256_file(path)
 
 
 def files_identity(paths: list[Path]) -> str:

@@ -14,12 +14,12 @@ computed with `timeline.second_index(x + 0.5)`. With an integer offset (the usua
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from repurpose.errors import UserError
+from repurpose.io import sha256_file
 from repurpose.timeline import second_index
 
 
@@ -47,14 +47,6 @@ def row_range(source_offset: float, duration: float) -> tuple[int, int]:
     return first, max(first, stop)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def load_videos(ledger: str | os.PathLike[str], videos_dir: str | os.PathLike[str],
                 hash_missing: bool = True) -> list[VideoInput]:
@@ -67,7 +59,7 @@ def load_videos(ledger: str | os.PathLike[str], videos_dir: str | os.PathLike[st
     out = []
     for youtube_id, row in sorted(ok_videos(ledger).items()):
         path = row.path_in(videos_dir) if row.file else Path(videos_dir) / f"{youtube_id}.mp4"
-        sha = row.sha256 or (file_sha256(path) if hash_missing and path.is_file() else "")
+        sha = row.sha256 or (sha256_file(path) if hash_missing and path.is_file() else "")
         out.append(VideoInput(
             youtube_id=youtube_id,
             path=str(path),

@@ -82,7 +82,7 @@ def write_test_ledger(folder: str | os.PathLike[str], videos: dict[str, dict]) -
     """Write `<folder>/ledger.parquet` for files `<folder>/<id>.mp4` (status ok). Per id:
     `source_offset` (default 0), `duration` (default: probed), `has_audio` (default: probed)."""
     from repurpose.download.ledger import LedgerRow, write_ledger
-    from repurpose.features.inputs import file_sha256
+    from repurpose.io import sha256_file
     from repurpose.media import MediaError, probe
 
     rows = []
@@ -94,7 +94,7 @@ def write_test_ledger(folder: str | os.PathLike[str], videos: dict[str, dict]) -
         except MediaError:
             duration, has_audio = 0.0, False
         rows.append(LedgerRow(
-            youtube_id=yid, status="ok", sha256=file_sha256(path), file=path.name,
+            youtube_id=yid, status="ok", sha256=sha256_file(path), file=path.name,
             source_offset=float(spec.get("source_offset", 0.0)),
             duration=float(spec.get("duration", duration)),
             has_audio=bool(spec.get("has_audio", has_audio)), bytes=path.stat().st_size,

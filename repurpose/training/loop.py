@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from repurpose import io
+from repurpose import devices, io
 from repurpose.evaluation.metrics import WindowResult, evaluate_windows
 from repurpose.model.config import ModelConfig
 from repurpose.model.losses import LossConfig, compute_loss
@@ -54,9 +54,7 @@ def resolve_device(name: str) -> torch.device:
     """`auto` -> cuda when available, else cpu."""
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(devices.resolve_device(name))
 
 
 def amp_settings(device: torch.device, mode: str) -> tuple[bool, torch.dtype]:
