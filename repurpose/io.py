@@ -6,9 +6,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,48 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden staging folder inside `folder`; on success each file in it replaces its
+    namesake in `folder` (every other file there is left alone), else it is removed."""
+    final = Path(folder)
+    final.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=final))
+    tmp.chmod(0o777 & ~UMASK)
+    try:
+        yield tmp
+        for item in sorted(tmp.iterdir()):
+            os.replace(item, final / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# `.<name>.<8 random characters>.tmp`: what atomic_path, atomic_dir and atomic_files create
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_tmp(folder: str | os.PathLike[str], names: Iterable[str] | None = None) -> int:
+    """Delete the hidden temporary files and folders a killed writer left in `folder` (only
+    those for `names` when given); call it while holding the folder's lock. Returns the count."""
+    path = Path(folder)
+    wanted = None if names is None else set(names)
+    removed = 0
+    try:
+        children = list(path.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for child in children:
+        match = _TMP_NAME.match(child.name)
+        if not match or (wanted is not None and match["name"] not in wanted):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 """Stage `prepare`: validate the chosen dataset's split JSON, write the windows and videos tables.
 
 Reads params `prepare.dataset` (the name; dvc.yaml turns it into the input folder) and
-`prepare.splits`. Writes `<out>/windows.parquet`, `<out>/videos.parquet`, `<out>/summary.json`,
-all at once or not at all.
+`prepare.splits`. Writes `<out>/windows.parquet`, `<out>/videos.parquet`, `<out>/summary.json`:
+all three are written into a hidden staging folder inside `<out>` and then renamed over their
+namesakes; nothing else in `<out>` is touched. Nothing is written when any input is invalid, and
+temporary files a killed run left behind are removed at the next start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 from pathlib import Path
 
 from repurpose import io
+from repurpose.errors import UserError
 from repurpose.params import ParamsError, load_section, require
 from repurpose.runner import Mapper
 from repurpose.splits.schema import ParsedSplit, SplitValidationError, load_split
@@ -20,6 +23,7 @@ from repurpose.splits.tables import write_videos_table
 from repurpose.splits.windows import videos_needed, windows_table, write_windows
 
 SECTION = "prepare"
+OUTPUTS = ("windows.parquet", "videos.parquet", "summary.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,15 +65,22 @@ def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
     entries = [e for p in parsed for e in p.unique_entries()]
     summary = summarize(parsed)
     videos = videos_needed(entries)
-    with io.atomic_dir(args.out) as tmp:
-        write_windows(tmp / "windows.parquet", windows_table(entries))
-        write_videos_table(tmp / "videos.parquet", videos)
-        io.write_json(tmp / "summary.json", {
-            "dataset": dataset,
-            "splits": {p.split: len(p.unique_entries()) for p in parsed},
-            "videos": len(videos),
-            **dataclasses.asdict(summary),
-        })
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: --out must be a folder, but it is a file")
+    with io.folder_lock(out, "prepare"):
+        # left by a killed run: the staging folder, and the sibling folders older versions used
+        io.remove_stale_tmp(out, names=["staging", *OUTPUTS])
+        io.remove_stale_tmp(out.parent, names=[out.name])
+        with io.atomic_files(out) as tmp:
+            write_windows(tmp / OUTPUTS[0], windows_table(entries))
+            write_videos_table(tmp / OUTPUTS[1], videos)
+            io.write_json(tmp / OUTPUTS[2], {
+                "dataset": dataset,
+                "splits": {p.split: len(p.unique_entries()) for p in parsed},
+                "videos": len(videos),
+                **dataclasses.asdict(summary),
+            })
     print(f"prepare: dataset {dataset!r} -> {args.out}")
     for line in summary.lines():
         print(f"  {line}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from repurpose.errors import UserError
 from repurpose.evaluation.metrics import THRESHOLDS, WindowResult, evaluate_windows, length_buckets
-from repurpose.splits.schema import SplitEntry, load_split
+from repurpose.splits.schema import MAX_TIME, SplitEntry, load_split
 
 MAX_LISTED = 20
 DEFAULT_BUCKETS = (60, 300, 900, 1800)
@@ -68,8 +68,13 @@ def load_ground_truth(path: str | os.PathLike[str]) -> GroundTruth:
 
 
 def _number(value: object) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """A finite JSON number no larger in size than MAX_TIME (booleans are not numbers)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) <= MAX_TIME
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def parse_prediction_line(line: str, where: str) -> tuple[str, np.ndarray]:
@@ -78,6 +83,18 @@ def parse_prediction_line(line: str, where: str) -> tuple[str, np.ndarray]:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise PredictionsError(f"{where}: invalid JSON: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise PredictionsError(f"{where}: JSON nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer literal of more than 4300 digits
+        raise PredictionsError(f"{where}: invalid JSON: {exc}") from exc
+    try:
+        return _prediction(obj, where)
+    except RecursionError as exc:  # a value too deep to quote in the message
+        raise PredictionsError(f"{where}: JSON nested too deeply") from exc
+
+
+def _prediction(obj: object, where: str) -> tuple[str, np.ndarray]:
+    """A decoded predictions line -> (window key, segments [P, 3]), checked field by field."""
     if not isinstance(obj, dict):
         raise PredictionsError(f"{where}: expected a JSON object")
     for name in ("youtube_id", "window", "segments"):
@@ -89,14 +106,16 @@ def parse_prediction_line(line: str, where: str) -> tuple[str, np.ndarray]:
     if not (isinstance(window, list) and len(window) == 2 and all(map(_number, window))
             and 0 <= window[0] < window[1]):
         raise PredictionsError(f"{where}: field 'window' must be [start, end] with "
-                               f"0 <= start < end, got {json.dumps(window)[:60]}")
+                               f"0 <= start < end <= {MAX_TIME:g}, got "
+                               f"{json.dumps(window)[:60]}")
     if not isinstance(segments, list):
         raise PredictionsError(f"{where}: field 'segments' must be a list")
     for k, seg in enumerate(segments):
         if not (isinstance(seg, list) and len(seg) == 3 and all(map(_number, seg))
                 and seg[1] >= seg[0]):
-            raise PredictionsError(f"{where}: segments[{k}] must be [start, end, score] with "
-                                   f"end >= start, got {json.dumps(seg)[:60]}")
+            raise PredictionsError(f"{where}: segments[{k}] must be [start, end, score] of "
+                                   f"numbers within +-{MAX_TIME:g} with end >= start, got "
+                                   f"{json.dumps(seg)[:60]}")
     arr = np.asarray(segments, dtype=np.float64).reshape(-1, 3)
     return window_key(yid, window[0], window[1]), arr
 
@@ -107,14 +126,20 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if not p.is_file():
         raise PredictionsError(f"{p}: predictions file not found")
     out: dict[str, np.ndarray] = {}
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            key, segs = parse_prediction_line(line, f"{p}:{lineno}")
-            if key in out:
-                raise PredictionsError(f"{p}:{lineno}: window {key} appears a second time")
-            out[key] = segs
+    lineno = 0
+    try:
+        with p.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                key, segs = parse_prediction_line(line, f"{p}:{lineno}")
+                if key in out:
+                    raise PredictionsError(f"{p}:{lineno}: window {key} appears a second time")
+                out[key] = segs
+    except UnicodeDecodeError as exc:
+        raise PredictionsError(f"{p}:{lineno + 1}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise PredictionsError(f"{p}: cannot read: {exc.strerror or exc}") from exc
     return out
 
 

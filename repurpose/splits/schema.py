@@ -14,6 +14,9 @@ from repurpose.errors import UserError
 
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 TOLERANCE = 1e-3  # seconds: float noise allowed in derived fields and window bounds
+MAX_TIME = 7 * 86400.0  # seconds: no source time (window or clip bound) past 7 days
+MAX_WINDOW = 86400.0  # seconds: no window longer than 24 h (real windows are <= 30 min)
+MAX_COVERAGE = 1.0 + TOLERANCE  # coverage is a share of the window
 MAX_REPORTED = 20
 
 
@@ -57,7 +60,8 @@ class SplitEntry:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.3f}".rstrip("0").rstrip(".")
+    text = f"{x + 0.0:.3f}".rstrip("0").rstrip(".")  # + 0.0 turns -0.0 into 0.0
+    return "0" if text == "-0" else text
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,10 @@ class SplitValidationError(UserError):
         lines = [str(p) for p in problems[:MAX_REPORTED]]
         if len(problems) > MAX_REPORTED:
             lines.append(f"... and {len(problems) - MAX_REPORTED} more problems")
-        super().__init__(f"{len(problems)} invalid value(s):\n  " + "\n  ".join(lines))
+        if len(problems) == 1:  # one problem, one line
+            super().__init__(lines[0])
+        else:
+            super().__init__(f"{len(problems)} invalid value(s):\n  " + "\n  ".join(lines))
 
 
 @dataclass
@@ -122,12 +129,20 @@ def load_split(path: str | os.PathLike[str], split: str | None = None) -> Parsed
         raise SplitValidationError([Problem(file, None, None, "file not found")]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise SplitValidationError([Problem(file, None, None, f"cannot read: {exc}")]) from exc
+    deep = "JSON nested too deeply (a split file is a list of flat objects)"
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         msg = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise SplitValidationError([Problem(file, None, None, msg)]) from exc
-    return parse_split(data, file, split or split_name(path))
+    except RecursionError as exc:
+        raise SplitValidationError([Problem(file, None, None, deep)]) from exc
+    except ValueError as exc:  # e.g. an integer literal of more than 4300 digits
+        raise SplitValidationError([Problem(file, None, None, f"invalid JSON: {exc}")]) from exc
+    try:
+        return parse_split(data, file, split or split_name(path))
+    except RecursionError as exc:  # an entry deep enough that re-encoding it overflows
+        raise SplitValidationError([Problem(file, None, None, deep)]) from exc
 
 
 def parse_split(data: Any, file: str, split: str) -> ParsedSplit:
@@ -167,9 +182,13 @@ def _number(value: Any) -> float | str:
     """The value as float, or a message saying what is wrong with it."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"expected a number, got {_kind(value)}"
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        return "number too large"
+    if not math.isfinite(number):
         return f"NaN or infinite number ({value!r})"
-    return float(value)
+    return number + 0.0  # -0.0 -> 0.0: one window id per window
 
 
 def _pair(value: Any) -> tuple[float, float] | str:
@@ -183,6 +202,8 @@ def _pair(value: Any) -> tuple[float, float] | str:
     assert isinstance(a, float) and isinstance(b, float)
     if a < 0:
         return f"start {a:g} is negative"
+    if b > MAX_TIME:
+        return f"end {b:g} is past {MAX_TIME:g} s (7 days), the limit of a source video"
     if b <= a:
         return f"end {b:g} <= start {a:g}"
     return a, b
@@ -215,6 +236,10 @@ def _parse_entry(
     if problems or window is None or isinstance(window, str) or clips is None:
         return None, problems
     start, end = window
+    if end - start > MAX_WINDOW:
+        problems.append(problem(
+            "timeRange", f"window of {end - start:g} s is longer than {MAX_WINDOW:g} s (24 h)"
+        ))
     for k, (a, b) in enumerate(clips):
         if a < start - TOLERANCE or b > end + TOLERANCE:
             problems.append(problem(
@@ -229,6 +254,8 @@ def _parse_entry(
             problems.append(problem("coverage", cov))
         elif cov < 0:
             problems.append(problem("coverage", f"negative coverage {cov:g}"))
+        elif cov > MAX_COVERAGE:
+            problems.append(problem("coverage", f"coverage {cov:g} is above 1 (a share)"))
         else:
             coverage = cov
     if problems:
