@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,8 @@ def import_npy(src: str | Path, out: str | Path, modality: str, dtype: str = "fl
                ) -> tuple[int, ShardReport]:
     """Import a reference-layout folder; returns (videos, ShardReport)."""
     src, out = Path(src), Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: --out must be a folder, but it is a file")
     files = sorted(src.glob("*.npy"))
     if not files:
         raise UserError(f"{src}: no <youtube_id>.npy files")
@@ -81,9 +84,7 @@ def import_npy(src: str | Path, out: str | Path, modality: str, dtype: str = "fl
         if not is_safe_id(f.stem):
             raise UserError(f"{f}: file name is not a youtube id (11 characters of "
                             "[A-Za-z0-9_-])")
-        a = np.load(f, allow_pickle=False)
-        if a.ndim != 2:
-            raise UserError(f"{f}: expected a T x D array, got shape {a.shape}")
+        a = load_npy(f, dtype)
         if dim is None:
             dim = a.shape[1]
         elif a.shape[1] != dim:
@@ -95,9 +96,55 @@ def import_npy(src: str | Path, out: str | Path, modality: str, dtype: str = "fl
                        dtype=dtype, fps=1.0, params={"source": "npy"})
     entries = {yid: Entry(yid, digests[yid], OK, n_rows=len(a), first_t=0, dim=int(dim))
                for yid, a in arrays.items() if len(a)}
-    report, _ = assemble_shards(out, meta, entries,
-                                lambda yid, _key: arrays[yid].astype(dtype), n_shards)
+    report, _ = assemble_shards(out, meta, entries, lambda yid, _key: arrays[yid], n_shards)
     return len(entries), report
+
+
+def load_npy(path: Path, dtype: str) -> np.ndarray:
+    """A `T x D` real-number array from a .npy file, as `dtype`, every value finite; anything
+    else (not .npy, truncated, pickled objects, a dangling link, NaN/inf) is a UserError."""
+    try:
+        with open(path, "rb") as fh:
+            shape, kind = _npy_header(fh, path)
+            if len(shape) != 2 or shape[1] == 0:
+                raise UserError(f"{path}: expected a T x D array (D > 0), got shape {shape}")
+            fh.seek(0)
+            array = np.load(fh, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: cannot open (a dangling symlink?)") from exc
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (ValueError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npy array: {exc}") from exc
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf, below
+        converted = array.astype(dtype)
+    bad = ~np.isfinite(converted)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        why = "NaN or infinite" if not np.isfinite(array[row]).all() else f"beyond {dtype} range"
+        raise UserError(f"{path}: row {row} (second {row}) has {why} values; "
+                        f"{int(bad.any(axis=1).sum())} such rows in all")
+    return converted
+
+
+def _npy_header(fh, path: Path) -> tuple[tuple[int, ...], str]:  # noqa: ANN001
+    """(shape, dtype kind) from a .npy header, after checking the file holds all the data."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _fortran, dtype = read(fh)
+    except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes
+        raise UserError(f"{path}: not a .npy file ({type(exc).__name__}: {exc})") from exc
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise UserError(f"{path}: expected real numbers, got dtype {dtype} "
+                        "(pickled objects are never loaded)")
+    need = math.prod(int(x) for x in shape) * dtype.itemsize
+    have = Path(path).stat().st_size - fh.tell()
+    if have < need:
+        raise UserError(f"{path}: truncated: header says {shape} of {dtype} "
+                        f"({need:,} bytes), the file holds {have:,}")
+    return tuple(int(x) for x in shape), dtype.kind
 
 
 def export_npy(src: str | Path, out: str | Path, dtype: str = "float32",
