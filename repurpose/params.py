@@ -49,3 +49,31 @@ def require(section: dict[str, Any], key: str, kind: type | tuple[type, ...], wh
     if not isinstance(value, kind):
         raise ParamsError(f"params {where}.{key}: expected {kind}, got {value!r}")
     return value
+
+
+_KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool,
+                                               "str": str}
+
+
+def config_from_section(cls: type, section: Any, where: str) -> Any:
+    """The frozen dataclass `cls` from a params section: every field required, no unknown key,
+    types checked (`int`, `float`, `bool`, `str`, `tuple[...]` from a list); `where` names the
+    section in errors (e.g. `model.tal`)."""
+    import dataclasses
+
+    if not isinstance(section, dict):
+        raise ParamsError(f"params {where}: expected a mapping, got {section!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(section) - set(names))
+    if unknown:
+        raise ParamsError(f"params {where}: unknown key(s) {', '.join(unknown)}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        kind = str(f.type)
+        if kind.startswith("tuple"):
+            value = require(section, f.name, list, where)
+            values[f.name] = tuple(value)
+            continue
+        value = require(section, f.name, _KINDS.get(kind, object), where)
+        values[f.name] = float(value) if kind == "float" else value
+    return cls(**values)

@@ -27,7 +27,7 @@ def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
 
     result = train_from_params(args.params, args.windows, args.features, args.ledger, args.out,
                                train_split=args.train_split, val_split=args.val_split,
-                               resume=args.resume)
+                               resume=args.resume, arch=args.arch)
     best = result.best
     scores = ", ".join(f"{k} {best[k]:.4f}" for k in ("val_map", "val_precision", "val_loss")
                        if k in best)

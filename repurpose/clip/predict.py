@@ -63,15 +63,12 @@ def postprocess_config(model_info: dict[str, Any], params: dict[str, Any]) -> Po
 
 def predict_segments(net, features: Path, video_id: str, duration: float,  # noqa: ANN001
                      window_seconds: int, post: PostprocessConfig, device,  # noqa: ANN001
-                     batch_size: int = 1) -> tuple[list[tuple[float, float]], list[Segment]]:
-    """The windows and every window's post-processed segments (absolute s), best first."""
-    import torch
-
-    from repurpose.model.postprocess import postprocess_window
+                     batch_size: int = 8) -> tuple[list[tuple[float, float]], list[Segment]]:
+    """The windows and every window's decoded segments (absolute s), best first, through the
+    same inference path as `repurpose predict` (`repurpose.inference.predict_plans`)."""
+    from repurpose.inference import predict_plans
     from repurpose.splits.windows import Window
-    from repurpose.training.dataset import WindowDataset
     from repurpose.training.index import index_features, plan_windows
-    from repurpose.training.loop import amp_settings, infer
 
     spans = split_windows(duration, window_seconds)
     windows = []
@@ -83,15 +80,12 @@ def predict_segments(net, features: Path, video_id: str, duration: float,  # noq
     if not plans:
         raise UserError(f"no window of the video has features in every modality "
                         f"({'; '.join(funnel.lines())})")
-    dataset = WindowDataset(plans, features)
-    with torch.inference_mode():
-        outputs, _ = infer(net, dataset, device, batch_size, amp=amp_settings(device, "auto"))
+    by_id, _ = predict_plans(net, plans, str(features), device, post, batch_size)
     index = {w.window_id: i for i, w in enumerate(windows)}
     segments = []
-    for i, plan in enumerate(plans):
-        scores, offsets = outputs[i]
+    for plan in plans:
         w = plan.window
-        for s, e, c in postprocess_window(scores, offsets, w.duration, post):
+        for s, e, c in by_id[w.window_id]:
             a, b = w.start + float(s), min(w.start + float(e), duration)
             if b > a:
                 segments.append(Segment(round(a, 3), round(b, 3), float(c), index[w.window_id]))

@@ -1,4 +1,4 @@
-"""Model sizes: the `model` params section, and the paper's recipe for Repurpose-10K."""
+"""`mmct` sizes: the `model.mmct` params section, and the paper's recipe for Repurpose-10K."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 
 from repurpose.params import ParamsError, require
 
-SECTION = "model"
+SECTION = "model.mmct"
 MODALITIES = ("visual", "audio", "text")  # text feeds the caption enhancement of the other two
 ATTENTION = ("sdpa", "naive")
+REG_ACTIVATIONS = ("softplus", "relu")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class ModelConfig:
     head_activation: bool = False  # ReLU between head layers (reference: none)
     dropout: float = 0.0  # attention/FFN dropout (paper 0)
     attention: str = "sdpa"  # sdpa (torch scaled_dot_product_attention) | naive (softmax)
+    reg_activation: str = "softplus"  # offsets = act(head) * reg_scale: softplus | relu (reference)
+    reg_scale: float = 30.0  # seconds per regression unit (reference: 1, raw seconds)
+    quality: bool = True  # rank candidates by sqrt(score * predicted boundary quality)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -45,6 +49,11 @@ class ModelConfig:
                               f"{SECTION}.n_heads ({self.n_heads})")
         if not 0 <= self.dropout < 1:
             raise ParamsError(f"params {SECTION}.dropout: must be in [0, 1), got {self.dropout}")
+        if self.reg_activation not in REG_ACTIVATIONS:
+            raise ParamsError(f"params {SECTION}.reg_activation: {self.reg_activation!r} is not "
+                              f"one of {', '.join(REG_ACTIVATIONS)}")
+        if self.reg_scale <= 0:
+            raise ParamsError(f"params {SECTION}.reg_scale: must be > 0")
         if self.attention not in ATTENTION:
             raise ParamsError(f"params {SECTION}.attention: {self.attention!r} is not one of "
                               f"{', '.join(ATTENTION)}")
@@ -59,6 +68,7 @@ class ModelConfig:
         kinds = {"int": int, "float": (int, float), "bool": bool, "str": str}
         values = {f.name: require(section, f.name, kinds[f.type], SECTION) for f in fields(cls)}
         values["dropout"] = float(values["dropout"])
+        values["reg_scale"] = float(values["reg_scale"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,4 +81,6 @@ REPURPOSE10K = ModelConfig(
     d_model=512, n_heads=8, ffn_dim=2048, proj_hidden=2048, self_layers=3, caption_layers=3,
     cross_layers=3, head_hidden=256, head_activation=False, dropout=0.0, attention="sdpa",
 )
+# The released research code's choices, defects aside (raw seconds through a ReLU, no quality).
+REFERENCE_HEAD = {"reg_activation": "relu", "reg_scale": 1.0, "quality": False}
 PAPER_DIMS = {"visual": 512, "audio": 2048, "text": 384}

@@ -35,6 +35,7 @@ class LossConfig:
     focal_gamma: float = 2.0
     align_weight: float = 0.0
     align_tau: float = 0.1
+    w_quality: float = 1.0  # BCE of the predicted boundary quality (archs that predict one)
 
 
 def sigmoid_focal_loss(logits: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
@@ -85,12 +86,22 @@ def align_loss(streams: Mapping[str, Tensor], mask: Tensor, tau: float) -> Tenso
     return total / len(ALIGN_PAIRS)
 
 
+def segment_iou(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
+    """IoU of (left, right) distance pairs [..., 2] around the same second."""
+    inter = torch.minimum(pred[..., 0], target[..., 0]) + torch.minimum(pred[..., 1],
+                                                                        target[..., 1])
+    union = pred.sum(-1) + target.sum(-1) - inter
+    return inter / union.clamp(min=eps)
+
+
 def compute_loss(logits: Tensor, offsets: Tensor, labels: Tensor, targets: Tensor, mask: Tensor,
-                 cfg: LossConfig, streams: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
-    """Total and parts: `cls` focal sum, `reg` DIoU sum at positives, `align`, `total`.
+                 cfg: LossConfig, streams: Mapping[str, Tensor] | None = None,
+                 quality: Tensor | None = None) -> dict[str, Tensor]:
+    """Total and parts: `cls` focal sum, `reg` DIoU sum at positives, `quality` BCE sum at
+    positives (target: IoU of the predicted and true segment, detached), `align`, `total`.
 
     `logits` [B, T], `offsets` [B, T, 2], `labels` [B, T] (0/1), `targets` [B, T, 2],
-    `mask` [B, T] (True = valid second).
+    `mask` [B, T] (True = valid second), `quality` [B, T] logits or None.
     """
     batch = logits.shape[0]
     logits, offsets = logits.float(), offsets.float()
@@ -98,10 +109,18 @@ def compute_loss(logits: Tensor, offsets: Tensor, labels: Tensor, targets: Tenso
     positive = mask & (labels > 0)
     reg = diou_loss_1d(offsets[positive], targets[positive].float()).sum()
     total = (cfg.w_cls * cls + cfg.w_reg * reg) / batch
+    qual = logits.new_zeros(())
+    if quality is not None:
+        has_target = positive & (targets.sum(-1) > 0)  # the reference's [int(a), a) rows: (0, 0)
+        iou = segment_iou(offsets[has_target].detach(), targets[has_target].float())
+        qual = F.binary_cross_entropy_with_logits(quality.float()[has_target], iou,
+                                                  reduction="sum")
+        total = total + cfg.w_quality * qual / batch
     align = logits.new_zeros(())
     if cfg.align_weight > 0:
         if streams is None:
             raise ValueError("align_weight > 0 needs the model's streams (return_streams=True)")
         align = align_loss(streams, mask, cfg.align_tau) / batch
         total = total + cfg.align_weight * align
-    return {"total": total, "cls": cls.detach(), "reg": reg.detach(), "align": align.detach()}
+    return {"total": total, "cls": cls.detach(), "reg": reg.detach(), "quality": qual.detach(),
+            "align": align.detach()}

@@ -6,7 +6,16 @@ blocks. Visual and audio then get `caption_layers` blocks of self-attention + cr
 to text ("caption enhancement"), then `cross_layers` blocks of visual->audio and audio->visual
 cross-attention (both read the previous layer's streams). The two streams are normalised,
 concatenated and fused by Linear(2d, d); a classification head (d-h-h-1) gives a logit per
-second and a regression head (d-h-h-2, ReLU) the distances to the clip's start and end.
+second and a regression head (d-h-h-2) the distances to the clip's start and end.
+
+Regression (the measured root cause of bad boundaries, see `repurpose.quality`): the reference
+regresses raw seconds (0-90) through a ReLU. At initialisation half the outputs sit below zero,
+where a ReLU has no gradient, and the rest must grow by ~30x from ~1; DIoU then trains only a
+few seconds per clip and predicted lengths collapse below the 10 s minimum. Here
+`offsets = softplus(head) * reg_scale` (every output has a gradient, one unit = `reg_scale`
+seconds), with `reg_activation: relu, reg_scale: 1` reproducing the reference. With `quality`,
+the regression head predicts a third value, a logit of the IoU between the predicted and the
+true segment, and candidates rank by sqrt(score * quality) instead of saturated scores alone.
 
 Attention runs through `torch.nn.functional.scaled_dot_product_attention` or, for the
 benchmark, a naive softmax implementation (`ModelConfig.attention`); both honour a key padding
@@ -22,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from repurpose.model.base import ArchOutput, per_second_output
 from repurpose.model.config import MODALITIES, ModelConfig
+from repurpose.model.losses import LossConfig, compute_loss
 
 
 def sinusoidal_encoding(length: int, dim: int, device=None, dtype=None) -> Tensor:  # noqa: ANN001
@@ -143,15 +154,13 @@ class RepurposeNet(nn.Module):
         self.norm_a = nn.LayerNorm(d)
         self.fuse = nn.Linear(2 * d, d)
         self.cls_head = _head(d, cfg.head_hidden, 1, cfg.head_activation)
-        self.reg_head = _head(d, cfg.head_hidden, 2, cfg.head_activation)
+        self.reg_head = _head(d, cfg.head_hidden, 3 if cfg.quality else 2, cfg.head_activation)
 
     def forward(self, visual: Tensor, audio: Tensor, text: Tensor, mask: Tensor,
-                return_streams: bool = False):  # noqa: ANN201
-        """Inputs [B, T, D_m] and mask [B, T] (True = valid second).
-
-        Returns `(logits [B, T], offsets [B, T, 2])`, plus the per-modality encoder outputs
-        (dict of [B, T, d]) when `return_streams` (for the align guider).
-        """
+                return_streams: bool = False) -> ArchOutput:
+        """Inputs [B, T, D_m] and mask [B, T] (True = valid second) -> per-second output;
+        `extras["streams"]` holds the per-modality encoder outputs ([B, T, d]) when
+        `return_streams` (for the align guider), `extras["quality"]` the quality logits."""
         inputs = {"visual": visual, "audio": audio, "text": text}
         pe = sinusoidal_encoding(mask.shape[1], self.cfg.d_model, mask.device)
         streams = {}
@@ -168,11 +177,19 @@ class RepurposeNet(nn.Module):
         for va, av in zip(self.cross_va, self.cross_av, strict=True):
             v, a = va(v, mask, ctx=a), av(a, mask, ctx=v)
         h = self.fuse(torch.cat([self.norm_v(v), self.norm_a(a)], dim=-1))
-        logits = self.cls_head(h).squeeze(-1)
-        offsets = F.relu(self.reg_head(h))
-        if return_streams:
-            return logits, offsets, streams
-        return logits, offsets
+        logits = self.cls_head(h).squeeze(-1)  # [B, T]
+        reg = self.reg_head(h)  # [B, T, 2 or 3]
+        act = F.relu if self.cfg.reg_activation == "relu" else F.softplus
+        offsets = act(reg[..., :2].float()) * self.cfg.reg_scale  # [B, T, 2] seconds
+        quality = reg[..., 2] if self.cfg.quality else None  # [B, T]
+        extras = {"quality": quality, "streams": streams if return_streams else None}
+        return per_second_output(logits, offsets, mask, quality, extras)
+
+    def loss(self, out: ArchOutput, batch: dict, cfg: LossConfig) -> dict[str, Tensor]:
+        """Focal + DIoU (+ quality BCE, + align guider) of one batch (see `losses`)."""
+        return compute_loss(out.logits, out.offsets, batch["labels"], batch["targets"],
+                            batch["mask"], cfg, out.extras.get("streams"),
+                            quality=out.extras.get("quality"))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,7 +16,7 @@ Row `s` of the scores is window second `s` (timeline semantics: row s covers [s,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 from repurpose.params import ParamsError, require
 
 SECTION = "postprocess"
+DECODER_KEYS = ("regression", "runs", "hybrid")  # see repurpose.model.decoders
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,17 @@ class PostprocessConfig:
     per_minute: float = 0.3  # cap: ceil(floor(duration / 60) * per_minute) segments
     min_segments: int = 1  # the cap is at least this (reference: 0 for windows < 60 s)
     fallback: bool = True  # no second above threshold: use the best ones below it
+    decoder: str = "regression"  # regression (reference) | runs | hybrid
+    smooth: int = 1  # runs/hybrid: moving-average width over per-second scores (1 = off)
+    edge: int = 3  # hybrid: seconds at each run end whose regression refines the boundary
+    cap: bool = True  # the reference's per-minute cap; false = the uncapped protocol
 
     def __post_init__(self) -> None:
+        if self.decoder not in DECODER_KEYS:
+            raise ParamsError(f"params {SECTION}.decoder: {self.decoder!r} is not one of "
+                              f"{', '.join(DECODER_KEYS)}")
+        if self.smooth < 1 or self.edge < 1:
+            raise ParamsError(f"params {SECTION}.smooth and {SECTION}.edge must be >= 1")
         if not 0 <= self.threshold < 1:
             raise ParamsError(f"params {SECTION}.threshold: must be in [0, 1)")
         if self.top_k < 1 or self.min_segments < 0:
@@ -57,7 +67,7 @@ class PostprocessConfig:
         unknown = sorted(set(section) - {f.name for f in fields(cls)})
         if unknown:
             raise ParamsError(f"params {SECTION}: unknown key(s) {', '.join(unknown)}")
-        kinds = {"int": int, "float": (int, float), "bool": bool}
+        kinds = {"int": int, "float": (int, float), "bool": bool, "str": str}
         values = {}
         for f in fields(cls):
             value = require(section, f.name, kinds[f.type], SECTION)
@@ -130,19 +140,43 @@ def candidates(scores: np.ndarray, offsets: np.ndarray, duration: float,
     return segs[keep], scores[idx][keep]
 
 
-def postprocess_window(scores: np.ndarray, offsets: np.ndarray, duration: float,
-                       cfg: PostprocessConfig) -> np.ndarray:
-    """Segments `[[start, end, score], ...]` of one window (window seconds), best first."""
-    cap = segment_cap(duration, cfg.per_minute, cfg.min_segments)
-    if cap == 0 or len(scores) == 0:
+def apply_protocol(segs: np.ndarray, scores: np.ndarray, duration: float,
+                   cfg: PostprocessConfig,
+                   fallback: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+                   ) -> np.ndarray:
+    """The evaluation protocol over a decoder's candidates: clip to the window, keep
+    `min_length..max_length`, Gaussian Soft-NMS, at most the per-minute cap (when `cfg.cap`).
+    With `cfg.fallback`, a window left with no candidate gets the `min_segments` best of
+    `fallback()` (whatever their score). Returns `[[start, end, score], ...]`, best first."""
+    cap = segment_cap(duration, cfg.per_minute, cfg.min_segments) if cfg.cap else None
+    if cap == 0 or duration <= 0:
         return np.zeros((0, 3))
-    segs, sc = candidates(scores, offsets, duration, cfg)
+    segs, scores = _length_filter(segs, scores, duration, cfg)
     min_score = cfg.min_score
-    if len(segs) == 0 and cfg.fallback and cfg.min_segments > 0:
-        # nothing above the threshold: the min_segments best seconds below it, whatever the score
-        segs, sc = candidates(scores, offsets, duration, cfg, use_threshold=False)
-        cap, min_score = min(cap, cfg.min_segments), -np.inf
+    if len(segs) == 0 and cfg.fallback and cfg.min_segments > 0 and fallback is not None:
+        segs, scores = _length_filter(*fallback(), duration, cfg)
+        cap = cfg.min_segments if cap is None else min(cap, cfg.min_segments)
+        min_score = -np.inf
     if len(segs) == 0:
         return np.zeros((0, 3))
-    kept, kept_scores = soft_nms(segs, sc, cfg.sigma, min_score, max_keep=cap)
+    kept, kept_scores = soft_nms(segs, scores, cfg.sigma, min_score, max_keep=cap)
     return np.concatenate([kept, kept_scores[:, None]], axis=1)
+
+
+def _length_filter(segs: np.ndarray, scores: np.ndarray, duration: float,
+                   cfg: PostprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    segs = np.clip(np.asarray(segs, dtype=np.float64).reshape(-1, 2), 0.0, duration)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    length = segs[:, 1] - segs[:, 0]
+    keep = (length >= cfg.min_length) & (length <= cfg.max_length)
+    return segs[keep], scores[keep]
+
+
+def postprocess_window(scores: np.ndarray, offsets: np.ndarray, duration: float,
+                       cfg: PostprocessConfig) -> np.ndarray:
+    """The reference decoding of per-second scores and offsets (the `regression` decoder)."""
+    if len(scores) == 0:
+        return np.zeros((0, 3))
+    segs, sc = candidates(scores, offsets, duration, cfg)
+    return apply_protocol(segs, sc, duration, cfg,
+                          lambda: candidates(scores, offsets, duration, cfg, use_threshold=False))

@@ -18,9 +18,10 @@ class TrainConfig:
     """Optimisation, schedule, loss weights, device and data loading."""
 
     seed: int = 0
-    epochs: int = 30
-    warmup_epochs: int = 3
-    batch_size: int = 4
+    epochs: int = 40
+    warmup_epochs: int = 2
+    batch_size: int = 2
+    patience: int = 0  # stop after this many epochs without a better val metric; 0 = never
     optimizer: str = "adam"  # adam (reference: L2 weight decay) | adamw
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -31,6 +32,7 @@ class TrainConfig:
     focal_gamma: float = 2.0
     align_weight: float = 0.0
     align_tau: float = 0.1
+    w_quality: float = 1.0  # weight of the boundary-quality BCE (archs that predict one)
     select_metric: str = "map"  # val metric (avg over thresholds) choosing the best epoch
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16/fp16 autocast on CUDA) | off
@@ -41,6 +43,8 @@ class TrainConfig:
         if self.epochs < 1 or not 0 <= self.warmup_epochs <= self.epochs:
             raise ParamsError(f"params {SECTION}: need epochs >= 1 and 0 <= warmup_epochs <= "
                               f"epochs, got {self.epochs} and {self.warmup_epochs}")
+        if self.patience < 0:
+            raise ParamsError(f"params {SECTION}.patience: must be >= 0")
         if self.batch_size < 1 or self.lr <= 0 or self.num_workers < 0:
             raise ParamsError(f"params {SECTION}: batch_size >= 1, lr > 0, num_workers >= 0")
         choices = {"optimizer": ("adam", "adamw"), "select_metric": SELECT,
@@ -66,7 +70,7 @@ class TrainConfig:
     def loss(self) -> LossConfig:
         """The loss part."""
         return LossConfig(self.w_cls, self.w_reg, self.focal_alpha, self.focal_gamma,
-                          self.align_weight, self.align_tau)
+                          self.align_weight, self.align_tau, self.w_quality)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, the same keys as the params section."""

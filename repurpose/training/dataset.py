@@ -1,7 +1,9 @@
 """Windows joined with feature shards as torch tensors; padding collate; deterministic batches.
 
 Each item is a plain dict: `window_id`, `duration`, `visual`/`audio`/`text` float32 [T, D_m],
-`labels` int64 [T], `targets` float32 [T, 2], with T the planned rows (see `index`). Vectors
+`labels` int64 [T], `targets` float32 [T, 2], with T the planned rows (see `index`), and
+`clips` float32 [G, 2] (the window's clips in window seconds; `collate` pads them and adds
+`clip_mask` [B, G]). Vectors
 are read per video from the shards through pyarrow (one row group per video), with a small
 per-process LRU cache of whole videos, so a window costs one row-group read per modality.
 """
@@ -62,6 +64,7 @@ class WindowDataset(Dataset):
             item[m] = torch.from_numpy(np.array(rows, dtype=np.float32))  # a writable copy
         item["labels"] = torch.from_numpy(w.labels[:n].astype(np.int64))
         item["targets"] = torch.from_numpy(np.array(w.targets[:n], dtype=np.float32))
+        item["clips"] = torch.from_numpy(np.asarray(w.clips, dtype=np.float32).reshape(-1, 2))
         return item
 
 
@@ -75,12 +78,14 @@ def collate(items: list[dict]) -> dict:
         "lengths": torch.tensor([len(it["labels"]) for it in items]),
     }
     batch["mask"] = torch.arange(longest)[None, :] < batch["lengths"][:, None]
-    for key in (*MODALITIES, "labels", "targets"):
+    for key in (*MODALITIES, "labels", "targets", "clips"):
         first = items[0][key]
         out = first.new_zeros((len(items), longest, *first.shape[1:]))
         for b, it in enumerate(items):
             out[b, : len(it[key])] = it[key]
         batch[key] = out
+    n_clips = torch.tensor([len(it["clips"]) for it in items])
+    batch["clip_mask"] = torch.arange(batch["clips"].shape[1])[None, :] < n_clips[:, None]
     return batch
 
 

@@ -40,6 +40,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-split", default="val", help="split choosing the best epoch")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="continue from <out>/last if it matches params, data and code")
+    from repurpose.model.registry import ARCHS
+
+    parser.add_argument("--arch", choices=tuple(ARCHS), default=None,
+                        help="model arch (default: params model.arch)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = train_from_params(args.params, args.windows, args.features, args.ledger,
                                    args.out, train_split=args.train_split,
-                                   val_split=args.val_split, resume=args.resume)
+                                   val_split=args.val_split, resume=args.resume,
+                                   arch=args.arch)
     except UserError as exc:
         print(f"error (rank {rank}): {exc}", file=sys.stderr)
         return 2

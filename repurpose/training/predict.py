@@ -14,16 +14,14 @@ import logging
 import os
 from pathlib import Path
 
-import torch
-
 from repurpose import io
 from repurpose.errors import UserError
+from repurpose.inference import predict_plans
 from repurpose.model.config import MODALITIES
-from repurpose.model.postprocess import PostprocessConfig, postprocess_window
+from repurpose.model.postprocess import PostprocessConfig
 from repurpose.splits.windows import read_windows
-from repurpose.training.dataset import WindowDataset
 from repurpose.training.index import Funnel, index_features, plan_windows, usable_videos
-from repurpose.training.loop import amp_settings, infer, resolve_device
+from repurpose.training.loop import resolve_device
 from repurpose.training.run import feature_info, load_model
 
 log = logging.getLogger(__name__)
@@ -63,14 +61,7 @@ def predict_split(model_dir: str | os.PathLike[str], windows: str | os.PathLike[
     plans, funnel = plan_windows(all_windows, split, modalities, usable_videos(ledger))
     for line in funnel.lines():
         log.info("%s", line)
-    dataset = WindowDataset(plans, features)
-    with torch.inference_mode():
-        outputs, _ = infer(net, dataset, dev, batch_size, amp=amp_settings(dev, "auto"))
-    by_id = {}
-    for i, plan in enumerate(plans):
-        scores, offsets = outputs[i]
-        by_id[plan.window.window_id] = postprocess_window(scores, offsets,
-                                                          plan.window.duration, post)
+    by_id, _ = predict_plans(net, plans, str(features), dev, post, batch_size)
     lines = []
     for w in all_windows:
         segs = by_id.get(w.window_id)

@@ -23,9 +23,9 @@ from repurpose import io
 from repurpose.errors import UserError
 from repurpose.evaluation.metrics import THRESHOLDS
 from repurpose.features.shards import shard_paths
-from repurpose.model.config import MODALITIES, ModelConfig
-from repurpose.model.network import RepurposeNet
+from repurpose.model.config import MODALITIES
 from repurpose.model.postprocess import PostprocessConfig
+from repurpose.model.registry import ModelSpec
 from repurpose.params import load_params, load_section
 from repurpose.training import checkpoint
 from repurpose.training.config import TrainConfig
@@ -36,7 +36,7 @@ from repurpose.training.loop import BEST_WEIGHTS, FitResult, fit, resolve_device
 log = logging.getLogger(__name__)
 
 MODEL_JSON = "model.json"
-FORMAT = "repurpose-model/1"
+FORMAT = "repurpose-model/2"  # /2: "model" = {"arch", "config"} (the arch registry)
 CODE_DIRS = ("model", "training")  # source hashed into the resume fingerprint
 
 
@@ -96,13 +96,24 @@ def train_from_params(params_path: str | os.PathLike[str], windows: str | os.Pat
                       features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
                       out: str | os.PathLike[str], *, train_split: str = "train",
                       val_split: str = "val", resume: bool = True,
-                      stop_after_steps: int | None = None) -> FitResult:
-    """Train per the params file; write the outputs (see module docstring)."""
+                      stop_after_steps: int | None = None, arch: str | None = None) -> FitResult:
+    """Train per the params file (`arch` overrides `model.arch`); write the outputs."""
     params = load_params(params_path)
-    model_cfg = ModelConfig.from_section(load_section(params_path, "model"))
-    train_cfg = TrainConfig.from_section(load_section(params_path, "train"))
-    post = PostprocessConfig.from_section(load_section(params_path, "postprocess"))
-    thresholds = thresholds_from(params)
+    return train_model(
+        ModelSpec.from_section(load_section(params_path, "model"), arch),
+        TrainConfig.from_section(load_section(params_path, "train")),
+        PostprocessConfig.from_section(load_section(params_path, "postprocess")),
+        thresholds_from(params), windows, features, ledger, out, train_split=train_split,
+        val_split=val_split, resume=resume, stop_after_steps=stop_after_steps)
+
+
+def train_model(model_spec: ModelSpec, train_cfg: TrainConfig, post: PostprocessConfig,
+                thresholds: tuple[float, ...], windows: str | os.PathLike[str],
+                features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
+                out: str | os.PathLike[str], *, train_split: str = "train",
+                val_split: str = "val", resume: bool = True,
+                stop_after_steps: int | None = None) -> FitResult:
+    """Train from config objects; write weights, model.json, curves and `last/` under `out`."""
     windows, features, out = Path(windows), Path(features), Path(out)
     if not windows.is_file():
         raise UserError(f"{windows}: windows table not found (run the prepare stage)")
@@ -128,7 +139,7 @@ def train_from_params(params_path: str | os.PathLike[str], windows: str | os.Pat
     if not train_plans:
         raise UserError(f"no usable '{train_split}' windows (see the counts above)")
     dims = {m: int(feats[m]["dim"]) for m in MODALITIES}
-    sections = {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(),
+    sections = {"model": model_spec.to_record(), "train": train_cfg.to_dict(),
                 "postprocess": post.to_dict(), "thresholds": list(thresholds)}
     params_hash = sha256_json(sections)
     dhash = data_hash(windows, features, ok)
@@ -137,14 +148,14 @@ def train_from_params(params_path: str | os.PathLike[str], windows: str | os.Pat
     out.mkdir(parents=True, exist_ok=True)
     train_ds = WindowDataset(train_plans, features, train_cfg.cache_videos)
     val_ds = WindowDataset(val_plans, features, train_cfg.cache_videos)
-    result = fit(model_cfg, dims, train_cfg, post, thresholds, train_ds, val_ds, out,
+    result = fit(model_spec, dims, train_cfg, post, thresholds, train_ds, val_ds, out,
                  fingerprint, resume=resume, world=world, rank=rank, device=device,
                  stop_after_steps=stop_after_steps)
     if rank == 0:
         io.write_json(out / MODEL_JSON, {
             "format": FORMAT,
             "weights": BEST_WEIGHTS,
-            "model": model_cfg.to_dict(),
+            "model": model_spec.to_record(),
             "dims": dims,
             "features": feats,
             "params": sections,
@@ -165,16 +176,47 @@ def train_from_params(params_path: str | os.PathLike[str], windows: str | os.Pat
     return result
 
 
-def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu"
-               ) -> tuple[RepurposeNet, dict]:
-    """The trained network (eval mode) and its model.json."""
-    folder = Path(model_dir)
-    info_path = folder / MODEL_JSON
+def read_model_info(model_dir: str | os.PathLike[str]) -> dict:
+    """model.json of a trained model folder; a UserError naming the file and what is wrong."""
+    info_path = Path(model_dir) / MODEL_JSON
     if not info_path.is_file():
         raise UserError(f"{info_path}: not found (train a model first)")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UserError(f"{info_path}: not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{info_path}: expected a JSON object")
     if info.get("format") != FORMAT:
-        raise UserError(f"{info_path}: unknown format {info.get('format')!r}")
-    net = RepurposeNet(ModelConfig(**info["model"]), info["dims"])
-    net.load_state_dict(checkpoint.load_weights(folder / info["weights"]))
+        raise UserError(f"{info_path}: field 'format': unknown {info.get('format')!r} "
+                        f"(expected {FORMAT}; retrain with this version)")
+    for key, kind in (("model", dict), ("dims", dict), ("weights", str), ("params", dict)):
+        if not isinstance(info.get(key), kind):
+            raise UserError(f"{info_path}: field '{key}': missing or not a {kind.__name__}")
+    weights = info["weights"]
+    if Path(weights).name != weights or not weights.endswith(".safetensors"):
+        raise UserError(f"{info_path}: field 'weights': expected a .safetensors file name "
+                        f"in the folder, got {weights!r}")
+    return info
+
+
+def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu"
+               ) -> tuple[torch.nn.Module, dict]:
+    """The trained network (eval mode, safetensors weights) and its model.json."""
+    folder = Path(model_dir)
+    info = read_model_info(folder)
+    where = folder / MODEL_JSON
+    try:
+        spec = ModelSpec.from_record(info["model"])
+        net = spec.build(info["dims"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UserError(f"{where}: field 'model': {exc}") from None
+    weights = folder / info["weights"]
+    if not weights.is_file():
+        raise UserError(f"{weights}: weights file not found (named by {where})")
+    try:
+        net.load_state_dict(checkpoint.load_weights(weights))
+    except Exception as exc:  # safetensors raises its own error types  # noqa: BLE001
+        raise UserError(f"{weights}: cannot load these weights into the "
+                        f"{spec.arch} model ({str(exc)[:160]})") from None
     return net.to(device).eval(), info
