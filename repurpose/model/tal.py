@@ -341,17 +341,17 @@ class TalNet(nn.Module):
                 x = block(x, m)
             feats.append(_masked(self.level_norms[lvl](x), m))
             masks.append(m)
-        frame_logits = self.frame_head(feats[0], mask).squeeze(-1)  # [B, T]
+        frame_logits = self.frame_head(feats[0], mask).squeeze(-1).float()  # [B, T]
 
-        n_valid = mask.sum(1).to(x.dtype)  # [B] window length in seconds
+        n_valid = mask.sum(1).float()  # [B] window length in seconds (float32 under autocast)
         cls_l, reg_l, qual_l, anchors_l, strides_l = [], [], [], [], []
         for lvl, (f, lm) in enumerate(zip(feats, masks, strict=True)):
             stride = 2**lvl
-            cls_l.append(self.cls_head(f, lm).squeeze(-1))  # [B, T_l]
-            raw = self.reg_head(f, lm)  # [B, T_l, 3]
+            cls_l.append(self.cls_head(f, lm).squeeze(-1).float())  # [B, T_l]
+            raw = self.reg_head(f, lm).float()  # [B, T_l, 3]
             reg_l.append(F.softplus(self.scales[lvl] * raw[..., :2]))  # [B, T_l, 2] in strides
             qual_l.append(raw[..., 2])  # [B, T_l]
-            idx = torch.arange(lm.shape[1], device=x.device, dtype=x.dtype)
+            idx = torch.arange(lm.shape[1], device=x.device, dtype=torch.float32)
             anchors_l.append(idx * stride + (stride - 1) / 2)  # [T_l] seconds
             strides_l.append(torch.full_like(idx, float(stride)))
         cls = torch.cat(cls_l, 1)  # [B, N]
@@ -360,8 +360,9 @@ class TalNet(nn.Module):
         anchors = torch.cat(anchors_l)  # [N]
         strides = torch.cat(strides_l)  # [N]
         cand_mask = torch.cat(masks, 1)  # [B, N]
-        start = (anchors - reg[..., 0] * strides).clamp(min=0)  # [B, N]
-        end = torch.minimum(anchors + reg[..., 1] * strides, n_valid[:, None])
+        lim = n_valid[:, None]  # [B, 1]
+        start = torch.minimum((anchors - reg[..., 0] * strides).clamp(min=0), lim)  # [B, N]
+        end = torch.minimum(anchors + reg[..., 1] * strides, lim)
         end = torch.maximum(end, start)
         segments = torch.stack([start, end], -1)  # [B, N, 2]
         scores = torch.sqrt(torch.sigmoid(cls) * torch.sigmoid(quality))  # [B, N]
