@@ -21,6 +21,11 @@ Params (section `download`, all required):
   rate_limit_seconds  minimum seconds between request starts, over all workers on the machine
   cookies_file        Netscape cookies file for yt-dlp (null = none)
   max_failed_fraction the stage exits non-zero only if more than this share of videos failed
+  deadline            seconds one video may take over all its attempts and backoff waits;
+                      the attempt in flight is killed then (its ffmpeg too)
+
+Stopping: SIGINT/SIGTERM stop every child process (ffmpeg included) and end the stage at
+once (`repurpose.signals`); what is in flight is removed at the next start.
 
 Resumable: every finished video's row is written at once under `<out>/.records/`; a video
 whose ok row still matches its file (size + sha256) and range is not fetched again; videos that
@@ -56,6 +61,7 @@ from repurpose.download.summary import exit_code, summary_lines
 from repurpose.media import ffmpeg_exe
 from repurpose.params import load_section
 from repurpose.runner import Mapper
+from repurpose.signals import stop_children_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +100,11 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
     ffmpeg_exe()  # a clear error now rather than one per video
     out = Path(args.out).resolve()
     started = time.monotonic()
-    with io.folder_lock(out, "download run"):
-        shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)  # leftovers of a killed run
+    with io.folder_lock(out, "download run"), stop_children_on_signal("download"):
+        # leftovers of a killed run: attempt folders, half-written ledger, records and files
+        shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
+        io.remove_stale_tmp(out)
+        io.remove_stale_tmp(out / L.RECORDS_DIR)
         jobs, skipped = plan(Path(args.videos), out, cfg, args.retry_failed)
         ledger_path = out / L.LEDGER_NAME
         rows: dict[str, L.LedgerRow] = dict(skipped)

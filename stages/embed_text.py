@@ -18,6 +18,7 @@ from repurpose.features.inputs import load_videos
 from repurpose.features.text import run_embed_text
 from repurpose.params import load_section
 from repurpose.runner import Mapper
+from repurpose.signals import stop_children_on_signal
 
 SECTION = "embed_text"
 
@@ -37,8 +38,9 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
     """Embed what changed; print what was computed and reused."""
     section = load_section(args.params, SECTION)
     videos = load_videos(args.ledger, Path(args.ledger).parent, hash_missing=False)
-    report = run_embed_text(section, videos, args.transcripts, args.out, args.cache, mapper,
-                            backend_override=args.backend)
+    with stop_children_on_signal("embed_text"):
+        report = run_embed_text(section, videos, args.transcripts, args.out, args.cache, mapper,
+                                backend_override=args.backend)
     for line in report.lines():
         print(f"embed_text {line}" if not line.startswith(" ") else line)
     return 1 if report.errors else 0

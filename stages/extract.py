@@ -8,6 +8,8 @@ backend's own sub-section). Writes `<out>/part-NNNNN.parquet` (the shard contrac
 `repurpose.features.shards`), `<out>/videos.parquet` and `<out>/failures.json`; per-video results
 are cached under `<cache>/<backend>/` and reused while the video, backend, params and weights are
 unchanged. Exit status 1 if some video hit a non-media error (it is retried next run).
+SIGINT/SIGTERM stop the ffmpeg children and end the stage at once; finished videos stay in
+the cache, temporary files are removed at the next start (`repurpose.signals`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from repurpose.features.extract import EXTRACT_MODALITIES, run_extract
 from repurpose.features.inputs import load_videos
 from repurpose.params import ParamsError, load_section
 from repurpose.runner import Mapper
+from repurpose.signals import stop_children_on_signal
 
 SECTION = "extract"
 
@@ -44,8 +47,9 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
     if not isinstance(sub, dict):
         raise ParamsError(f"{args.params}: missing section '{SECTION}.{args.modality}'")
     videos = load_videos(args.ledger, args.videos)
-    report = run_extract(args.modality, sub, videos, args.out, args.cache, mapper,
-                         backend_override=args.backend, retry_failed=args.retry_failed)
+    with stop_children_on_signal(f"extract {args.modality}"):
+        report = run_extract(args.modality, sub, videos, args.out, args.cache, mapper,
+                             backend_override=args.backend, retry_failed=args.retry_failed)
     for line in report.lines():
         print(f"extract {line}" if not line.startswith(" ") else line)
     return 1 if report.errors else 0

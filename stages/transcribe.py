@@ -18,6 +18,7 @@ from repurpose.asr.run import run_transcribe
 from repurpose.features.inputs import load_videos
 from repurpose.params import load_section
 from repurpose.runner import Mapper
+from repurpose.signals import stop_children_on_signal
 
 SECTION = "transcribe"
 
@@ -38,8 +39,9 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
     """Transcribe what changed; print what was computed and reused."""
     section = load_section(args.params, SECTION)
     videos = load_videos(args.ledger, args.videos)
-    report = run_transcribe(section, videos, args.out, args.cache, mapper,
-                            backend_override=args.backend, retry_failed=args.retry_failed)
+    with stop_children_on_signal("transcribe"):
+        report = run_transcribe(section, videos, args.out, args.cache, mapper,
+                                backend_override=args.backend, retry_failed=args.retry_failed)
     for line in report.lines():
         print(f"transcribe {line}" if not line.startswith(" ") else line)
     return 1 if report.errors else 0

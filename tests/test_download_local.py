@@ -33,6 +33,7 @@ PARAMS = """download:
   rate_limit_seconds: 0
   cookies_file: null
   max_failed_fraction: 0.5
+  deadline: 120
 """
 
 
@@ -143,7 +144,7 @@ def test_find_local_and_config_errors(tmp_path: Path, source_video: Path) -> Non
     section = {
         "source": "local", "url_template": None, "format": "b", "retries": 1,
         "backoff_base": 1, "backoff_max": 2, "timeout": 5, "rate_limit_seconds": 0,
-        "cookies_file": None, "max_failed_fraction": 0.2,
+        "cookies_file": None, "max_failed_fraction": 0.2, "deadline": 120,
     }
     assert DownloadConfig.from_section(section, str(tmp_path)).source == "local"
     with pytest.raises(ParamsError, match="--local-dir"):

@@ -58,6 +58,7 @@ def write_params(path: Path, server: LoopbackServer, **overrides: object) -> Pat
         "rate_limit_seconds": 0,
         "cookies_file": "null",
         "max_failed_fraction": 0.6,
+        "deadline": 120,
     }
     values.update(overrides)
     body = "".join(f"  {k}: {v}\n" for k, v in values.items())

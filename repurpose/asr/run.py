@@ -30,8 +30,10 @@ from repurpose.features.build import (
     FAILED,
     OK,
     Entry,
+    ResultCache,
     RunReport,
     collect,
+    remove_stale,
     result_key,
     write_if_changed_json,
     write_status,
@@ -42,6 +44,7 @@ from repurpose.features.inputs import VideoInput, row_range
 from repurpose.media import MediaError, probe
 from repurpose.params import ParamsError
 from repurpose.runner import Mapper
+from repurpose.splits.schema import is_safe_id
 
 log = logging.getLogger(__name__)
 RESERVED = {"failures.json"}
@@ -175,6 +178,14 @@ def run_transcribe(section: dict[str, Any], videos: list[VideoInput], out_dir: s
     weights = backend.weights_identity()
     out = Path(out_dir)
     cache_root = str(Path(cache_dir) / backend.key) if cache_dir else None
+    with io.folder_lock(out, "transcribe run"):
+        remove_stale(out, ResultCache(cache_root or out / ".no-cache"))  # a killed run's temps
+        return _run(backend, weights, videos, out, cache_root, mapper, retry_failed)
+
+
+def _run(backend: AsrBackend, weights: str, videos: list[VideoInput], out: Path,
+         cache_root: str | None, mapper: Mapper, retry_failed: bool) -> RunReport:
+    """Reuse, transcribe the rest, write the transcripts and status (under the lock)."""
     report = RunReport("transcripts", backend.key, videos=len(videos))
     results: dict[str, TranscribeResult] = {}
     jobs = []
@@ -207,8 +218,8 @@ def run_transcribe(section: dict[str, Any], videos: list[VideoInput], out_dir: s
             written += write_if_changed_json(out / f"{yid}.json", doc)
     keep = {f"{yid}.json" for yid, r in results.items() if r.entry.status == OK}
     removed = 0
-    for path in out.glob("*.json"):
-        if path.name not in keep and path.name not in RESERVED:
+    for path in out.glob("*.json"):  # only transcripts (<youtube_id>.json) are ours to remove
+        if path.name not in keep and path.name not in RESERVED and is_safe_id(path.stem):
             path.unlink()
             removed += 1
     report.files = (f"transcripts: {written} written, {len(keep) - written} unchanged, "

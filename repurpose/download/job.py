@@ -11,6 +11,10 @@ persists its own ledger record before returning. Steps:
    and decoded and its length checked, then renamed to `<out>/<id>.mp4` and recorded.
    Permanent failures stop at once; transient ones back off exponentially with jitter
    (Retry-After honoured; a rate limit or bot check also pauses the other workers).
+   Attempts and backoff waits together get `download.deadline` seconds per video: each attempt
+   runs in a child process group that is killed when the time is up (`sandbox.py`), whatever
+   the fetch path (yt-dlp, its ffmpeg, the local cut, the probe), and the video is left for the
+   next run as a transient `deadline` failure.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from repurpose.download.errors import (
 )
 from repurpose.download.local import cut_local, find_local
 from repurpose.download.ratelimit import RateLimiter
+from repurpose.download.sandbox import run_with_deadline
 from repurpose.download.verify import (
     DURATION_TOLERANCE_S,
     expected_duration,
@@ -75,6 +80,7 @@ class DownloadConfig:
     rate_limit_seconds: float = 0.0
     cookies_file: str | None = None
     max_failed_fraction: float = 0.2
+    deadline: float = 600.0
     local_dir: str | None = None
 
     @classmethod
@@ -95,6 +101,7 @@ class DownloadConfig:
             rate_limit_seconds=float(require(section, "rate_limit_seconds", num, SECTION)),
             cookies_file=require(section, "cookies_file", opt_str, SECTION),
             max_failed_fraction=float(require(section, "max_failed_fraction", num, SECTION)),
+            deadline=float(require(section, "deadline", num, SECTION)),
             local_dir=local_dir,
         )
         cfg.check()
@@ -122,6 +129,8 @@ class DownloadConfig:
                 raise ParamsError(f"{where}.{name}: must be >= 0")
         if self.timeout <= 0:
             raise ParamsError(f"{where}.timeout: must be > 0 seconds")
+        if not 0 < self.deadline <= 86400:
+            raise ParamsError(f"{where}.deadline: must be > 0 and at most 86400 seconds")
         if not 0 <= self.max_failed_fraction <= 1:
             raise ParamsError(f"{where}.max_failed_fraction: must be between 0 and 1")
         if self.cookies_file is not None and not Path(self.cookies_file).is_file():
@@ -214,6 +223,7 @@ def _fetch_with_retries(job: Job, vid: str, out: Path) -> L.LedgerRow:
     work = out / PARTIAL_DIR / vid
     max_attempts = 1 + max(0, cfg.retries)
     attempt = 0
+    budget = cfg.deadline  # seconds left for attempts and backoff waits (not rate-limit queues)
     try:
         while True:
             attempt += 1
@@ -222,7 +232,13 @@ def _fetch_with_retries(job: Job, vid: str, out: Path) -> L.LedgerRow:
             try:
                 if limiter is not None:
                     limiter.wait()
-                return _attempt(job, vid, out, work, attempt)
+                began = time.monotonic()
+                try:
+                    path, info = run_with_deadline(
+                        _fetch_and_verify, (job, vid, str(work)), budget, vid)
+                finally:
+                    budget -= time.monotonic() - began
+                return _finish(job, vid, out, path, info, attempt)
             except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
                 failure = classify_exception(exc)
             log.info(
@@ -242,16 +258,24 @@ def _fetch_with_retries(job: Job, vid: str, out: Path) -> L.LedgerRow:
                 )
                 return _failed_row(job, failure, attempt, out)
             delay = retry_delay(failure, attempt, cfg.backoff_base, cfg.backoff_max)
+            if delay >= budget:
+                failure.message += (
+                    f" (the next try would start past download.deadline={cfg.deadline:g} s: "
+                    "left for the next run)"
+                )
+                return _failed_row(job, failure, attempt, out)
             if limiter is not None and failure.category in _SLOW_DOWN:
                 limiter.defer(delay)
             time.sleep(delay)
+            budget -= delay
     finally:
         clear_dir(work)
 
 
-def _attempt(job: Job, vid: str, out: Path, work: Path, attempt: int) -> L.LedgerRow:
-    """One try: fetch or cut into `work`, verify, move into place; the ok row."""
+def _fetch_and_verify(job: Job, vid: str, work_dir: str) -> tuple[Path, MediaInfo]:
+    """One try (run in the attempt process): fetch or cut into `work_dir`, then verify it."""
     cfg = job.config
+    work = Path(work_dir)
     if cfg.source == "local":
         if not cfg.local_dir:
             raise PermanentDownloadError("download.source is 'local' but no --local-dir", "config")
@@ -273,7 +297,7 @@ def _attempt(job: Job, vid: str, out: Path, work: Path, attempt: int) -> L.Ledge
             source_duration = remote_duration(fetched.media_url, fetched.http_headers, cfg.timeout)
             expected = expected_duration(job.start, job.end, source_duration)
         _check_length(info, expected, source_duration)
-    return _finish(job, vid, out, path, info, attempt)
+    return path, info
 
 
 def _check_length(info: MediaInfo, expected: float, source_duration: float | None) -> None:

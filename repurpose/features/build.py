@@ -50,6 +50,7 @@ RECIPE_VERSION = 1  # bump when the per-second sampling rules change
 STATUS_FILE = "videos.parquet"
 FAILURES_FILE = "failures.json"
 OK, FAILED = "ok", "failed"
+NON_FINITE = "non_finite"  # failure reason: the backend produced NaN or infinite vectors
 
 STATUS_SCHEMA = pa.schema([
     pa.field("youtube_id", pa.string(), nullable=False),
@@ -128,13 +129,43 @@ class ResultCache:
     def array(self, youtube_id: str, key: str) -> np.ndarray:
         return np.load(self._paths(youtube_id, key)[1])
 
-    def save(self, entry: Entry, array: np.ndarray | None) -> None:
-        """Write the vectors, then the JSON (atomic each; the JSON marks completion)."""
+    def save(self, entry: Entry, array: np.ndarray | None) -> Entry:
+        """Write the vectors, then the JSON (atomic each; the JSON marks completion). An ok
+        entry whose vectors are not all finite is saved and returned as failed instead."""
+        entry, array = finite_or_failed(entry, array)
         meta_path, array_path = self._paths(entry.youtube_id, entry.key)
         if array is not None:
             with io.atomic_path(array_path) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, array)
         io.write_json(meta_path, entry.to_json())
+        return entry
+
+
+def finite_or_failed(entry: Entry, array: np.ndarray | None) -> tuple[Entry, np.ndarray | None]:
+    """(entry, array) unchanged if every value is finite; else a `non_finite` failure (no
+    vectors): NaN or inf in a shard would poison training, so such a video is never stored."""
+    if array is None or entry.status != OK:
+        return entry, array
+    bad_rows = ~np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
+    if not bad_rows.any():
+        return entry, array
+    first = int(np.flatnonzero(bad_rows)[0])
+    message = (f"{int(bad_rows.sum())} of {len(array)} rows hold NaN or infinite values "
+               f"(first: second {entry.first_t + first})")
+    log.warning("%s: %s", entry.youtube_id, message)
+    return Entry(entry.youtube_id, entry.key, FAILED, reason=NON_FINITE, flags=entry.flags,
+                 message=message, first_t=entry.first_t, dim=entry.dim), None
+
+
+def remove_stale(out_dir: str | os.PathLike[str], cache: ResultCache) -> int:
+    """Delete the temporary files a killed run left in the shard folder and in the cache
+    (call it at the start, before any worker writes); the count."""
+    removed = io.remove_stale_tmp(out_dir)
+    if cache.root.is_dir():
+        for folder in cache.root.iterdir():
+            if folder.is_dir():
+                removed += io.remove_stale_tmp(folder)
+    return removed
 
 
 def shard_of(youtube_id: str, n_shards: int) -> int:

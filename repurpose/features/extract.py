@@ -12,8 +12,9 @@ file), `truncated` (the stream stops over 1 s before the file's duration; the ro
 height: handled), `decode_errors` (some packets could not be decoded and were skipped),
 `no_audio` (no audio stream: audio rows are zero vectors), `silent` (no second louder than
 -60 dBFS), `short_video` (under one second). Failure reasons: `undecodable`, `no_video`,
-`too_short` (no row: under half a second), `missing_file` (listed in the ledger, not on disk;
-not cached), `error` (anything else; not cached, retried).
+`too_short` (no row: under half a second), `non_finite` (the backend gave NaN or infinite
+vectors, or values beyond the stored dtype's range: nothing is stored), `missing_file` (listed
+in the ledger, not on disk; not cached), `error` (anything else; not cached, retried).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from repurpose import io
 from repurpose.features.backends import Backend, get_backend
 from repurpose.features.build import (
     FAILED,
@@ -36,6 +38,7 @@ from repurpose.features.build import (
     check_positive_int,
     collect,
     finish,
+    remove_stale,
     result_key,
 )
 from repurpose.features.decode import (
@@ -127,8 +130,7 @@ def extract_video(job: ExtractJob) -> Entry:
     except MediaError as exc:  # permanent: a property of the file, cached
         entry, array = Entry(v.youtube_id, job.key, FAILED, reason="undecodable",
                              message=str(exc)[:500]), None
-    cache.save(entry, array)
-    return entry
+    return cache.save(entry, array)  # a non-finite result comes back as failed
 
 
 def media_flags(video: VideoInput, info: MediaInfo) -> list[str]:
@@ -200,7 +202,8 @@ def _extract(job: ExtractJob) -> tuple[Entry, np.ndarray | None]:
         flags.append("truncated")
     entry = Entry(v.youtube_id, job.key, OK, flags=tuple(sorted(set(flags))), first_t=first,
                   n_rows=kept, dim=dim)
-    return entry, out[:kept].astype(job.dtype)
+    with np.errstate(over="ignore"):  # overflow becomes inf: refused by cache.save
+        return entry, out[:kept].astype(job.dtype)
 
 
 def _kept_rows(got: np.ndarray) -> int:
@@ -226,7 +229,16 @@ def run_extract(modality: str, section: dict[str, Any], videos: list[VideoInput]
     weights = cfg.backend.weights_identity()  # fails fast, with the key, if weights are missing
     meta = cfg.meta(weights)
     cache = ResultCache(Path(cache_dir) / cfg.backend.key)
-    report = RunReport(modality, cfg.backend.key, videos=len(videos))
+    with io.folder_lock(out_dir, f"extract {modality} run"):
+        remove_stale(out_dir, cache)  # temporary files of a killed run
+        return _run(cfg, meta, weights, videos, out_dir, cache, mapper, retry_failed)
+
+
+def _run(cfg: ModalityConfig, meta: FeatureMeta, weights: str, videos: list[VideoInput],
+         out_dir: str | Path, cache: ResultCache, mapper: Mapper,
+         retry_failed: bool) -> RunReport:
+    """Reuse what the cache holds, compute the rest, write the shards (under the lock)."""
+    report = RunReport(cfg.modality, cfg.backend.key, videos=len(videos))
     entries: dict[str, Entry] = {}
     jobs = []
     for v in videos:

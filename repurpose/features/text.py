@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from repurpose import io
 from repurpose.asr.transcript import Transcript
 from repurpose.features.backends import PACKAGE, Backend, WeightsMissing, files_identity
 from repurpose.features.build import (
@@ -33,6 +34,7 @@ from repurpose.features.build import (
     RunReport,
     collect,
     finish,
+    remove_stale,
     result_key,
 )
 from repurpose.features.extract import ModalityConfig
@@ -168,8 +170,7 @@ def embed_video(job: EmbedJob) -> Entry:
         flags.add("no_speech" if doc.get("status") == OK else str(doc.get("status")))
     entry = Entry(job.youtube_id, job.key, OK, flags=tuple(sorted(flags)), first_t=first,
                   n_rows=n, dim=job.backend.dim)
-    ResultCache(job.cache_root).save(entry, out.astype(job.dtype))
-    return entry
+    return ResultCache(job.cache_root).save(entry, out.astype(job.dtype))  # non-finite: failed
 
 
 def run_embed_text(section: dict[str, Any], videos: list[VideoInput],
@@ -180,6 +181,15 @@ def run_embed_text(section: dict[str, Any], videos: list[VideoInput],
     cfg = ModalityConfig.from_section("text", section, "embed_text", backend_override)
     weights = cfg.backend.weights_identity()
     cache = ResultCache(Path(cache_dir) / cfg.backend.key)
+    with io.folder_lock(out_dir, "embed_text run"):
+        remove_stale(out_dir, cache)  # temporary files of a killed run
+        return _run(cfg, weights, videos, transcripts_dir, out_dir, cache, mapper)
+
+
+def _run(cfg: ModalityConfig, weights: str, videos: list[VideoInput],
+         transcripts_dir: str | Path, out_dir: str | Path, cache: ResultCache,
+         mapper: Mapper) -> RunReport:
+    """Reuse what the cache holds, embed the rest, write the shards (under the lock)."""
     report = RunReport("text", cfg.backend.key, videos=len(videos))
     entries: dict[str, Entry] = {}
     jobs = []
