@@ -8,6 +8,7 @@
         server.add("eeeeeeeeeee.mp4", data, truncate_at=10_000)   # Content-Length says more
         server.add("fffffffffff.mp4", data, delay=5.0)            # headers only after 5 s
         server.add("ggggggggggg.mp4", b"<html>...</html>", content_type="text/html")
+        server.add("hhhhhhhhhhh.mp4", data, rate=2048)            # drips 2 KB/s, never stalls
         url = server.url("aaaaaaaaaaa.mp4")       # http://127.0.0.1:<random port>/aaaaaaaaaaa.mp4
         server.requests["ccccccccccc.mp4"]        # GET/HEAD requests seen for that path
         server.get_times["ddddddddddd.mp4"]       # monotonic time of each GET
@@ -44,6 +45,7 @@ class Route:
     truncate_at: int | None = None  # stop sending at this absolute byte offset, then close
     delay: float = 0.0  # seconds to wait before answering (or, with stall_at, mid-body)
     stall_at: int | None = None  # with delay: pause at this absolute byte offset of the body
+    rate: float | None = None  # bytes per second: drip the body this slowly (never stalls)
 
 
 class LoopbackServer:
@@ -222,6 +224,10 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                         if server._stopping.wait(route.delay):
                             return
                     limit = min(stop, pos + 65536)
+                    if route.rate:  # a drip: a tenth of a second's worth, then a pause
+                        limit = min(limit, pos + max(1, int(route.rate / 10)))
+                        if server._stopping.wait(0.1):
+                            return
                     if stall is not None and pos < stall < limit:
                         limit = stall
                     chunk = data[pos:limit]
