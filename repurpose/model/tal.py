@@ -42,9 +42,12 @@ Where it differs from ActionFormer:
 - one class (a clip), three modalities fused by a sum of projections; no absolute position
   encoding (the convs and the windowed attention are translation-equivariant, which also
   makes padding exactly irrelevant);
-- downsampling is a LayerNorm + strided conv between levels (ActionFormer strides the
-  query/key/value convs inside its attention blocks), every level (level 0 included) has
-  `blocks_per_level` blocks (ActionFormer: 2 stem blocks at full rate + 1 per branch level);
+- downsampling is a LayerNorm + strided conv between levels (ActionFormer downsamples inside
+  its transformer blocks: strided depthwise convs on query/key/value, a max-pooled skip); every
+  level (level 0 included) has `blocks_per_level` blocks (ActionFormer: 2 stem blocks at full
+  rate + 1 per branch level);
+- the positive-count EMA starts from the first batch's count (ActionFormer: from 100); no
+  label smoothing;
 - distances go through softplus with a positive initial bias, not ReLU (no dead units at init);
 - regression ranges are in seconds and derived from the strides (`range_base`);
 - an extra per-second "inside a clip" head on level 0 (`frame` loss, focal on the batch's
