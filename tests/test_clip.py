@@ -215,7 +215,13 @@ def test_clips_match_the_manifest(setup: dict, first: dict) -> None:
     for c in clips:
         assert 0 <= c["start"] < c["end"] <= source.duration + 1e-6
         window = man["windows"][c["window"]]  # merged from its window, in absolute seconds
-        assert window[0] <= c["start"] < c["end"] <= window[1] + 1e-6
+        model_start, model_end = c["snap"]["model"]  # the model's times, before snapping
+        assert window[0] <= model_start < model_end <= window[1] + 1e-3
+        for side, model_t in (("start", model_start), ("end", model_end)):
+            moved = c["snap"][side]
+            assert abs(c[side] - model_t - moved["shift"]) < 1e-3
+            assert abs(moved["shift"]) <= 3.0 + 0.1 and moved["to"] in (
+                "sentence", "word", "shot", "none")
         assert c["file"] == f"clip-{c['rank']:02d}.mp4"
         info = probe(out / c["file"])
         assert abs(info.duration - (c["end"] - c["start"])) <= 0.1, (c, info.duration)
@@ -258,7 +264,8 @@ def test_rerun_vertical_reuses_the_cache_and_replaces_the_clips(setup: dict, fir
     before = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     assert before
     rc, stdout, stderr = run_clip(setup, str(setup["video"]), out, "--vertical",
-                                  "--max-clips", "2", "--window-seconds", "20")
+                                  "--max-clips", "2", "--window-seconds", "20",
+                                  "--size", "144x256")
     assert rc == 0, stderr
     assert counts(stdout) == {"transcripts": (0, 1), "visual": (0, 1), "audio": (0, 1),
                               "text": (0, 1)}
@@ -268,11 +275,13 @@ def test_rerun_vertical_reuses_the_cache_and_replaces_the_clips(setup: dict, fir
     # same model, same windows: the same two best clips as the first run
     assert [(c["start"], c["end"]) for c in man["clips"]] == \
         [(c["start"], c["end"]) for c in first["manifest"]["clips"][:2]]
-    assert sorted(p.name for p in out.glob("clip-*")) == ["clip-01.mp4", "clip-02.mp4"]
+    assert sorted(p.name for p in out.glob("clip-*")) == [
+        "clip-01.jpg", "clip-01.mp4", "clip-02.jpg", "clip-02.mp4"]
     for c in man["clips"]:
         assert c["subtitles"] is None
         info = probe(out / c["file"])
-        assert (info.width, info.height) == (72, 128)  # 9:16, full height, even
+        assert (info.width, info.height) == (144, 256)  # the 72x128 crop, scaled to --size
+        assert c["reframe"]["crop"] == [72, 128]
         assert abs(info.duration - c["duration"]) <= 0.1
 
 
@@ -309,7 +318,7 @@ def test_burned_subtitles_or_a_clear_error(setup: dict, first: dict, monkeypatch
         man = json.loads((out / "clips.json").read_text())
         assert len(man["clips"]) == 1 and man["clips"][0]["burned_subtitles"]
         assert man["clips"][0]["subtitles"] is None
-        assert sorted(p.name for p in out.glob("clip-*")) == ["clip-01.mp4"]
+        assert sorted(p.name for p in out.glob("clip-*")) == ["clip-01.jpg", "clip-01.mp4"]
         assert abs(probe(out / "clip-01.mp4").duration - man["clips"][0]["duration"]) <= 0.1
         # the text is in the picture: the bottom of a frame during the first line differs
         # from the source's frame at the same moment (and not elsewhere)

@@ -11,6 +11,7 @@ anything that is not a video (an HTML page, a 404) is one clear error naming the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 URL_PREFIXES = ("http://", "https://")
 DOWNLOADS = "downloads"
 PARTIAL = ".partial"
+MIN_SIDE = 16  # pixels: smaller pictures cannot be encoded as H.264 4:2:0 clips worth posting
+# failures that another attempt at the same URL cannot heal (the server sent all its bytes)
+NO_RETRY = frozenset({"undecodable"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,13 @@ class Source:
     sha256: str
     info: MediaInfo
     downloaded: str = ""  # "fetched" | "reused" for a URL, "" for a local file
+    rotation: int = 0  # display rotation in degrees (phone videos: 90 / 270)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the picture as players show it (and as ffmpeg decodes it)."""
+        w, h = self.info.width, self.info.height
+        return (h, w) if self.rotation % 180 == 90 else (w, h)
 
     @property
     def video_id(self) -> str:
@@ -70,7 +81,23 @@ def _probe_video(path: Path, name: str) -> MediaInfo:
         raise UserError(f"{name}: has no video stream (nothing to cut clips from)")
     if info.duration < 1.0:
         raise UserError(f"{name}: lasts {info.duration:.2f} s (too short to cut clips from)")
+    if min(info.width, info.height) < MIN_SIDE:
+        raise UserError(f"{name}: picture is {info.width}x{info.height} (clips need at least "
+                        f"{MIN_SIDE}x{MIN_SIDE} pixels)")
     return info
+
+
+def display_rotation(path: Path) -> int:
+    """Display rotation of the first video frame in degrees (0, 90, 180 or 270)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(container.streams.video[0]):
+                return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    except (av.error.FFmpegError, IndexError, StopIteration):  # type: ignore[attr-defined]
+        return 0
+    return 0
 
 
 def local_source(text: str) -> Source:
@@ -83,7 +110,8 @@ def local_source(text: str) -> Source:
     if not os.access(path, os.R_OK):
         raise UserError(f"{text}: not readable (permission denied)")
     info = _probe_video(path, text)
-    return Source(text, path.resolve(), None, sha256_file(path), info)
+    return Source(text, path.resolve(), None, sha256_file(path), info,
+                  rotation=display_rotation(path))
 
 
 @dataclass(frozen=True)
@@ -180,7 +208,7 @@ def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, 
             message = failure.message  # as the download stage: notes only when unclassified
             if notes and failure.category == "unknown" and notes not in message:
                 message = f"{message} | {notes}"
-            if failure.permanent or attempt > settings.retries:
+            if failure.permanent or failure.category in NO_RETRY or attempt > settings.retries:
                 raise UserError(f"{url}: cannot download a video from this URL "
                                 f"({failure.category}): {message}"[:1500])
             delay = retry_delay(failure, attempt, settings.backoff_base, settings.backoff_max)
@@ -194,14 +222,23 @@ def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, 
                                "bytes": size, "attempts": attempt})
     finally:
         clear_dir(work)
+        _remove_if_empty(folder / PARTIAL, folder)
     return target, sha, "fetched"
+
+
+def _remove_if_empty(*folders: Path) -> None:
+    """Remove each folder that exists and is empty (work folders of a failed download)."""
+    for path in folders:
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def url_source(url: str, work_dir: Path, settings: DownloadSettings) -> Source:
     """Download (or reuse) the whole video at `url` and check it."""
-    path, sha, how = download(url, Path(work_dir) / DOWNLOADS, settings)
+    path, sha, how = download(url, Path(work_dir).resolve() / DOWNLOADS, settings)
     info = _probe_video(path, url)
-    return Source(url, path.resolve(), url, sha, info, downloaded=how)
+    return Source(url, path.resolve(), url, sha, info, downloaded=how,
+                  rotation=display_rotation(path))
 
 
 def resolve_source(text: str, work_dir: Path, download_section: dict[str, Any] | None) -> Source:

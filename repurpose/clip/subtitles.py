@@ -108,3 +108,99 @@ def srt(cue_list: list[Cue]) -> str:
     blocks = [f"{i}\n{timestamp(c.start)} --> {timestamp(c.end)}\n{c.text}\n"
               for i, c in enumerate(cue_list, 1)]
     return "\n".join(blocks)
+
+
+# --- word-by-word highlighted captions (ASS) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaptionStyle:
+    """Look of burned captions: font, size (pixels; 0 = 1/18 of the picture height), colours
+    (#RRGGBB) and outline width (pixels)."""
+
+    font: str = "DejaVu Sans"
+    size: int = 0
+    colour: str = "#FFFFFF"  # words not being spoken
+    highlight: str = "#FFD400"  # the word being spoken
+    outline_colour: str = "#000000"
+    outline: float = 3.0
+    karaoke: bool = True  # False: whole lines in `colour`, no highlight
+
+    def font_size(self, height: int) -> int:
+        """Font size in pixels for a picture `height` pixels tall."""
+        return self.size if self.size > 0 else max(8, round(height / 18))
+
+
+def ass_colour(rgb: str) -> str:
+    """`#RRGGBB` -> ASS `&H00BBGGRR` (opaque)."""
+    text = rgb.strip().lstrip("#")
+    if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise ValueError(f"expected a colour as #RRGGBB, got {rgb!r}")
+    r, g, b = text[0:2], text[2:4], text[4:6]
+    return f"&H00{b}{g}{r}".upper()
+
+
+def ass_time(seconds: float) -> str:
+    """ASS time `H:MM:SS.cc`."""
+    cs = max(0, round(seconds * 100))
+    h, rest = divmod(cs, 360_000)
+    m, rest = divmod(rest, 6000)
+    s, cs = divmod(rest, 100)
+    return f"{h}:{m:02d}:{s:02d}.{cs:02d}"
+
+
+def _ass_text(text: str) -> str:
+    """A word with the characters ASS treats as markup replaced."""
+    return text.replace("\\", "/").replace("{", "(").replace("}", ")").replace("\n", " ")
+
+
+def karaoke_events(words: list[TimedWord], clip_start: float, clip_end: float,
+                   karaoke: bool = True) -> list[tuple[float, float, list[str], int | None]]:
+    """(start, end, line words, highlighted index) in clip seconds: per line, one event per
+    word while it is spoken (until the next word starts), never overlapping."""
+    length = clip_end - clip_start
+    events: list[tuple[float, float, list[str], int | None]] = []
+    last_end = 0.0
+    for line in group_lines(words):
+        texts = [_ass_text(w.text) for w in line]
+        spans = []
+        for i, w in enumerate(line):
+            a = w.start - clip_start
+            b = line[i + 1].start - clip_start if i + 1 < len(line) else w.end - clip_start
+            spans.append((a, max(b, a + MIN_CUE) if i + 1 == len(line) else b, i))
+        if not karaoke:
+            spans = [(spans[0][0], spans[-1][1], None)]
+        for a, b, i in spans:
+            a, b = min(max(a, last_end, 0.0), length), min(max(b, 0.0), length)
+            if b - a < 0.01:
+                continue
+            events.append((round(a, 3), round(b, 3), texts, i))
+            last_end = b
+    return events
+
+
+def ass(words: list[TimedWord], clip_start: float, clip_end: float, size: tuple[int, int],
+        style: CaptionStyle) -> str:
+    """An ASS document: the clip's lines at the bottom, the spoken word in `highlight`."""
+    w, h = size
+    font = style.font_size(h)
+    margin = max(4, round(h * 0.08))
+    head = [
+        "[Script Info]", "ScriptType: v4.00+", f"PlayResX: {w}", f"PlayResY: {h}",
+        "WrapStyle: 0", "ScaledBorderAndShadow: yes", "",
+        "[V4+ Styles]",
+        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
+        "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
+        "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
+        f"Style: Default,{style.font},{font},{ass_colour(style.colour)},"
+        f"{ass_colour(style.highlight)},{ass_colour(style.outline_colour)},&H80000000,"
+        f"-1,0,0,0,100,100,0,0,1,{style.outline:g},0,2,{margin},{margin},{margin},1",
+        "", "[Events]",
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+    ]
+    on = "{\\c" + ass_colour(style.highlight) + "&}"
+    lines = []
+    for a, b, texts, i in karaoke_events(words, clip_start, clip_end, style.karaoke):
+        parts = [f"{on}{t}{{\\r}}" if j == i else t for j, t in enumerate(texts)]
+        lines.append(f"Dialogue: 0,{ass_time(a)},{ass_time(b)},Default,,0,0,0,,{' '.join(parts)}")
+    return "\n".join(head + lines) + "\n"
