@@ -15,9 +15,11 @@ def stage_flow(name: str) -> Flow:
 
     def run(args: argparse.Namespace, orch: Orchestration) -> int:
         from flows.runners import prefect_mapper
+        from repurpose.progress import stage_desc, with_progress
 
         module = importlib.import_module(STAGES[name][0])
-        return int(module.main(args, mapper=prefect_mapper(orch)))
+        mapper = with_progress(prefect_mapper(orch), stage_desc(name, args))
+        return int(module.main(args, mapper=mapper))
 
     run.__name__ = f"{name}_flow"
     return flow(name=name, log_prints=True, validate_parameters=False)(run)

@@ -166,8 +166,11 @@ def run_stage(name: str, args: argparse.Namespace) -> int:
 
     if orch.task_runner == "dask":
         raise ParamsError("orchestration.task_runner 'dask' needs orchestration.prefect: true")
+    from repurpose.progress import stage_desc, with_progress
+
     module = importlib.import_module(STAGES[name][0])
-    return int(module.main(args, mapper=local_mapper(orch.task_runner, orch.workers)))
+    mapper = with_progress(local_mapper(orch.task_runner, orch.workers), stage_desc(name, args))
+    return int(module.main(args, mapper=mapper))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
