@@ -133,10 +133,10 @@ def test_clip_full_checkpoint_and_missing_or_partial_weights(tmp_path, tiny_clip
 
 @pytest.fixture(scope="module")
 def cnn14_checkpoint(tmp_path_factory):
-    from repurpose.features.cnn14 import Cnn14
+    from repurpose.features.panns import new_cnn14
 
     torch.manual_seed(0)
-    model = Cnn14().eval()
+    model = new_cnn14().eval()  # the panns_inference package's own class
     with torch.no_grad():  # non-trivial batch-norm statistics, as a trained model has
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -173,19 +173,19 @@ def test_cnn14_bad_checkpoints(tmp_path):
         b.model()
 
 
-def test_cnn14_front_end_matches_reference_math():
-    """STFT conv basis = torch.stft; mel bank = librosa's Slaney bank (via transformers)."""
+def test_front_ends_match_reference_math():
+    """Package Cnn14's STFT = torch.stft; logmel's mel bank = Slaney's (via transformers)."""
     from transformers.audio_utils import mel_filter_bank
 
-    from repurpose.features.cnn14 import Spectrogram, mel_filterbank
+    from repurpose.features.panns import new_cnn14
 
-    ours = mel_filterbank(32000, 1024, 64, 50, 14000)
-    ref = mel_filter_bank(num_frequency_bins=513, num_mel_filters=64, min_frequency=50,
-                          max_frequency=14000, sampling_rate=32000, norm="slaney",
+    ours = get_backend("audio", "logmel", {}).model()[0].numpy().T  # (n_mels, bins)
+    ref = mel_filter_bank(num_frequency_bins=201, num_mel_filters=64, min_frequency=50,
+                          max_frequency=8000, sampling_rate=16000, norm="slaney",
                           mel_scale="slaney").T
     np.testing.assert_allclose(ours, ref, atol=1e-7)
     x = torch.randn(2, 32000)
-    spec = Spectrogram(1024, 320)(x)[:, 0]
+    spec = new_cnn14().spectrogram_extractor(x)[:, 0]
     stft = torch.stft(x, 1024, 320, window=torch.hann_window(1024), center=True,
                       pad_mode="reflect", return_complex=True).abs() ** 2
     assert spec.shape == (2, 101, 513)

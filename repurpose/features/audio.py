@@ -2,9 +2,11 @@
 
 - `panns-cnn14`: PANNs Cnn14 `embedding` (2048-d) of each one-second segment at 32 kHz mono, from
   the official checkpoint file (`Cnn14_mAP=0.431.pth`, zenodo record 3987831), loaded with
-  `torch.load(weights_only=True)` into the network class of `repurpose.features.cnn14`.
+  `torch.load(weights_only=True)` into the `Cnn14` class of the `panns_inference` package itself
+  (loaded without the package's import-time downloader: `repurpose.features.panns`).
 - `logmel`: weight-free summary: per mel band, the mean and the standard deviation over the
-  second of the log-mel power (dB) spectrogram (`2 * n_mels` values). Needs no download.
+  second of the log-mel power (dB) spectrogram (`2 * n_mels` values; Slaney mel bank from
+  `librosa.filters.mel`). Needs no download.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from repurpose.features import cnn14
+from repurpose.features import panns as cnn14
 from repurpose.features.backends import Backend, WeightsMissing, files_identity, resolve_device
 from repurpose.params import ParamsError
 
@@ -75,7 +77,7 @@ class PannsCnn14(AudioBackend):
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: one clear error
             raise WeightsMissing(f"params {self.where}.weights: {path}: cannot read the "
                                  f"checkpoint: {exc}") from exc
-        model = cnn14.Cnn14()
+        model = cnn14.new_cnn14()
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -127,8 +129,10 @@ class LogMel(AudioBackend):
         import torch
 
         s = self.settings
-        mel = cnn14.mel_filterbank(s["sample_rate"], s["n_fft"], s["n_mels"], float(s["fmin"]),
-                                   float(s["fmax"]))
+        from librosa.filters import mel as mel_filterbank
+
+        mel = mel_filterbank(sr=s["sample_rate"], n_fft=s["n_fft"], n_mels=s["n_mels"],
+                             fmin=float(s["fmin"]), fmax=float(s["fmax"]))
         return torch.tensor(mel.T), torch.hann_window(s["n_fft"])
 
     def embed_audio(self, segments: np.ndarray) -> np.ndarray:
