@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import sys
 import tempfile
@@ -26,7 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from repurpose.quality.bench import Budget, format_table, run_level  # noqa: E402
+from repurpose.quality.bench import (  # noqa: E402
+    Budget,
+    format_diagnostics,
+    format_table,
+    run_level,
+)
 from repurpose.quality.planted import LEVELS, PlantedSpec  # noqa: E402
 
 
@@ -48,6 +54,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", type=Path, default=None, help="write all rows as JSON here")
     args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("repurpose.training.loop").setLevel(logging.INFO)
     if args.threads:
         torch.set_num_threads(args.threads)
     budget = Budget(epochs=args.epochs, d_model=args.d_model, batch_size=args.batch_size,
@@ -68,6 +76,7 @@ def main() -> int:
         for protocol, rows in table.items():
             print(f"\n## {level} ({LEVELS[level]}), {protocol} protocol\n")
             print(format_table(rows))
+        print("\n" + format_diagnostics(table["capped"]))
         print(f"\n({level}: {time.perf_counter() - began:.0f} s)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from repurpose.model.base import ArchOutput
 from repurpose.model.losses import LossConfig
 from repurpose.model.postprocess import iou_1d
-from repurpose.model.tal import ArchOutput, TalConfig, TalNet, count_parameters, level_lengths
+from repurpose.model.tal import TalConfig, TalNet, count_parameters, level_lengths
 from repurpose.params import ParamsError
 
 DIMS = {"visual": 12, "audio": 20, "text": 8}

@@ -155,3 +155,55 @@ def test_stage_flows_and_cli_registration() -> None:
         assert importlib.import_module(f"flows.{name}").FLOW.name == name
     help_text = build_parser().format_help()
     assert all(name in help_text for name in ("train", "predict", "evaluate", "report"))
+
+
+def test_early_stopping_on_patience(small, tmp_path: Path) -> None:  # noqa: ANN001
+    # a learning rate too small to change any val metric: epoch 1 stays the best
+    params = write_params(tmp_path / "params.yaml",
+                          train={"epochs": 20, "batch_size": 2, "warmup_epochs": 0,
+                                 "lr": 1e-12, "patience": 2, "select_metric": "precision"})
+    result = train_from_params(params, small.windows, small.features, small.ledger,
+                               tmp_path / "m")
+    assert len(result.history) == 3 and result.best["epoch"] == 1
+    assert [row["best"] for row in result.history] == [1, 0, 0]
+    again = train_from_params(params, small.windows, small.features, small.ledger,
+                              tmp_path / "m")  # resumed: stopped already, trains nothing
+    assert again.step_losses == [] and len(again.history) == 3
+
+
+def test_training_shows_a_progress_bar_on_a_terminal_only(small, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    params = write_params(tmp_path / "params.yaml",
+                          train={"epochs": 2, "batch_size": 2, "warmup_epochs": 0})
+    cmd = [sys.executable, "-m", "repurpose.training.ddp", "--params", str(params),
+           "--windows", str(small.windows), "--features", str(small.features),
+           "--ledger", str(small.ledger)]
+    leader, follower = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 cols
+    proc = subprocess.run([*cmd, "--out", str(tmp_path / "tty")], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=follower, timeout=300)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    tty = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "epoch 2/2" in tty and "3/3" in tty and "batch/s" in tty  # count, rate
+    plain = subprocess.run([*cmd, "--out", str(tmp_path / "pipe")], capture_output=True,
+                           text=True, timeout=300)
+    assert plain.returncode == 0 and "batch/s" not in plain.stderr  # no bar in a log file

@@ -58,15 +58,21 @@ def find_runs(active: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def split_long(run: tuple[int, int], scores: np.ndarray, max_len: float) -> list[tuple[int, int]]:
-    """Split a run longer than `max_len` seconds at its weakest inner second, recursively."""
+def split_long(run: tuple[int, int], scores: np.ndarray, max_len: float,
+               min_len: float = 10.0) -> list[tuple[int, int]]:
+    """Split a run longer than `max_len` seconds at its weakest second at least `min_len`
+    from both ends (the middle when the scores are flat), recursively."""
     first, last = run
     if last - first < max_len or last - first < 2:
         return [run]
-    inner = scores[first + 1: last]
-    cut = first + 1 + int(np.argmin(inner))
-    return (split_long((first, cut - 1), scores, max_len)
-            + split_long((cut + 1, last), scores, max_len))
+    lo, hi = first + int(min_len), last - int(min_len)
+    if hi <= lo:
+        lo, hi = first + 1, last - 1
+    inner = scores[lo: hi + 1]
+    flat = np.ptp(inner) < 1e-6
+    cut = (first + last) // 2 if flat else lo + int(np.argmin(inner))
+    return (split_long((first, cut - 1), scores, max_len, min_len)
+            + split_long((cut + 1, last), scores, max_len, min_len))
 
 
 def score_runs(scores: np.ndarray, cfg: PostprocessConfig) -> list[tuple[int, int]]:
@@ -74,7 +80,8 @@ def score_runs(scores: np.ndarray, cfg: PostprocessConfig) -> list[tuple[int, in
     smoothed = smooth_scores(scores, cfg.smooth)
     runs = []
     for run in find_runs(smoothed > cfg.threshold):
-        runs.extend(r for r in split_long(run, smoothed, cfg.max_length) if r[1] >= r[0])
+        runs.extend(r for r in split_long(run, smoothed, cfg.max_length, cfg.min_length)
+                    if r[1] >= r[0])
     return runs
 
 

@@ -63,30 +63,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from repurpose.model.base import ArchOutput
 from repurpose.model.losses import LossConfig, diou_loss_1d, sigmoid_focal_loss
 from repurpose.params import ParamsError
 
 SECTION = "model.tal"
 MODALITIES = ("visual", "audio", "text")
-
-
-@dataclass
-class ArchOutput:
-    """What every architecture's forward returns (to move into repurpose/model/base.py)."""
-
-    logits: Tensor  # [B, T] per-second clip logit (tal: the level-0 "inside a clip" head)
-    offsets: Tensor  # [B, T, 2] per-second (left, right) distances in seconds from s, >= 0
-    cand_scores: Tensor  # [B, N] candidate ranking score in [0, 1], N = sum of level lengths
-    cand_segments: Tensor  # [B, N, 2] candidate (start, end) in window seconds
-    cand_mask: Tensor  # [B, N] bool, True where the candidate's step is valid
-    extras: dict = field(default_factory=dict)  # what the loss needs; not used by inference
 
 
 @dataclass(frozen=True)
@@ -101,7 +90,6 @@ class TalConfig:
     ffn_dim: int = 256  # FFN hidden width
     dropout: float = 0.0  # attention/FFN dropout
     centre_radius: float = 1.5  # centre sampling: positives within radius * stride of the centre
-    w_quality: float = 1.0  # weight of the quality (IoU) BCE loss
     w_frame: float = 0.2  # weight of the per-second "inside a clip" focal loss (level 0)
     embed_layers: int = 2  # masked conv (kernel 3) + LayerNorm + ReLU layers before the pyramid
     head_layers: int = 2  # conv (kernel 3) + LayerNorm + ReLU layers in each head trunk
@@ -134,9 +122,8 @@ class TalConfig:
             raise ParamsError(f"params {SECTION}.dropout: must be in [0, 1), got {self.dropout}")
         if self.centre_radius <= 0:
             raise ParamsError(f"params {SECTION}.centre_radius: must be > 0")
-        for name in ("w_quality", "w_frame"):
-            if getattr(self, name) < 0:
-                raise ParamsError(f"params {SECTION}.{name}: must be >= 0")
+        if self.w_frame < 0:
+            raise ParamsError(f"params {SECTION}.w_frame: must be >= 0")
         if self.range_base <= 0:
             raise ParamsError(f"params {SECTION}.range_base: must be > 0")
         if not 0 < self.cls_prior < 1:
@@ -426,7 +413,7 @@ class TalNet(nn.Module):
         """{"total", "cls", "reg", "quality", "frame"}: cls/reg/quality are sums over steps
         divided by the number of positive steps (EMA while training), frame a per-second focal
         sum divided by the positive seconds; total = w_cls*cls + w_reg*reg + w_quality*quality
-        + w_frame*frame (differentiable, the parts detached)."""
+        + w_frame*frame (w_* of train, w_frame of model.tal; the parts detached)."""
         if "clips" not in batch or "clip_mask" not in batch:
             raise KeyError("the tal loss needs batch['clips'] [B, G, 2] and batch['clip_mask']")
         tc = self.cfg
@@ -458,7 +445,7 @@ class TalNet(nn.Module):
         frame_norm = ((labels > 0) & mask).sum().to(torch.float32).clamp(min=1.0)
         frame = sigmoid_focal_loss(out.logits.float()[mask], labels[mask], cfg.focal_alpha,
                                    cfg.focal_gamma).sum() / frame_norm
-        total = (cfg.w_cls * cls_loss + cfg.w_reg * reg_loss + tc.w_quality * q_loss
+        total = (cfg.w_cls * cls_loss + cfg.w_reg * reg_loss + cfg.w_quality * q_loss
                  + tc.w_frame * frame)
         return {"total": total, "cls": cls_loss.detach(), "reg": reg_loss.detach(),
                 "quality": q_loss.detach(), "frame": frame.detach()}

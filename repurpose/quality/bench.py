@@ -47,6 +47,7 @@ class Budget:
     warmup_epochs: int = 1
     seed: int = 0
     select_decoder: str = "hybrid"  # decoder of the val metric that picks the best epoch
+    smooth: int = 5  # runs/hybrid: moving-average width over per-second scores
 
 
 def bench_specs(budget: Budget) -> dict[str, ModelSpec]:
@@ -79,9 +80,10 @@ def train_config(budget: Budget) -> TrainConfig:
                        select_metric="map", device="cpu", num_workers=0)
 
 
-def reference_protocol(decoder: str = "regression", cap: bool = True) -> PostprocessConfig:
+def reference_protocol(decoder: str = "regression", cap: bool = True, smooth: int = 1
+                       ) -> PostprocessConfig:
     """The reference protocol (threshold 0.5, 10-90 s, Soft-NMS, per-minute cap) with a decoder."""
-    return PostprocessConfig(decoder=decoder, cap=cap)
+    return PostprocessConfig(decoder=decoder, cap=cap, smooth=smooth)
 
 
 def per_second_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -134,7 +136,8 @@ def baseline_rows(gt: Sequence[WindowResult], train_lengths: np.ndarray, cap: bo
 def run_arch(planted: PlantedSet, spec: ModelSpec, budget: Budget, out: Path) -> dict:
     """Train one arch; return its outputs on the test split and timings."""
     began = time.perf_counter()
-    result = train_model(spec, train_config(budget), reference_protocol(budget.select_decoder),
+    result = train_model(spec, train_config(budget),
+                         reference_protocol(budget.select_decoder, smooth=budget.smooth),
                          THRESHOLDS,
                          planted.windows, planted.features, planted.ledger, out, resume=False)
     train_s = time.perf_counter() - began
@@ -146,20 +149,45 @@ def run_arch(planted: PlantedSet, spec: ModelSpec, budget: Budget, out: Path) ->
     scores = np.concatenate([outputs[i].scores for i in range(len(plans))])
     return {"plans": plans, "outputs": outputs, "train_s": train_s, "auc":
             per_second_auc(labels, scores), "best_epoch": result.best.get("epoch"),
-            "n_parameters": result.n_parameters}
+            "n_parameters": result.n_parameters, **regression_diagnostics(plans, outputs)}
 
 
-def arch_rows(name: str, run: dict, cap: bool) -> list[dict]:
+def regression_diagnostics(plans: Sequence, outputs: dict) -> dict[str, float]:
+    """Where boundaries fail, per second inside clips: mean IoU of the second's regressed
+    segment with its clip, share of regressed distances exactly 0 (a dead ReLU), share of
+    regressed segments inside the protocol's 10-90 s, and share of clip seconds whose score
+    ties the window's best (saturated ranking)."""
+    ious, zero, in_range, tied = [], [], [], []
+    for i, p in enumerate(plans):
+        out, t = outputs[i], np.asarray(p.window.targets[: p.rows], dtype=np.float64)
+        pos = t.sum(1) > 0
+        if not pos.any():
+            continue
+        pred = np.asarray(out.offsets, dtype=np.float64)[pos]
+        inter = np.minimum(pred, t[pos]).sum(1)
+        ious.append(inter / (pred.sum(1) + t[pos].sum(1) - inter + 1e-9))
+        zero.append((pred == 0).mean(1))
+        length = pred.sum(1)
+        in_range.append((length >= 10) & (length <= 90))
+        tied.append(out.scores[pos] >= out.scores.max() - 1e-4)
+    cat = np.concatenate
+    return {"reg_iou": float(cat(ious).mean()), "reg_zero": float(cat(zero).mean()),
+            "reg_in_range": float(cat(in_range).mean()), "score_ties": float(cat(tied).mean())}
+
+
+def arch_rows(name: str, run: dict, cap: bool, smooth: int) -> list[dict]:
     """One row per decoder for a trained arch."""
     rows = []
     for decoder in DECODERS:
-        post = reference_protocol(decoder, cap)
+        post = reference_protocol(decoder, cap, 1 if decoder == "regression" else smooth)
         segments = decode_outputs(run["plans"], run["outputs"], post)
         windows = [WindowResult(p.window.window_id, p.window.duration,
                                 segments[p.window.window_id], np.asarray(p.window.clips))
                    for p in run["plans"]]
         rows.append({"system": f"{name} + {decoder}", **_summary(evaluate_windows(windows)),
                      "auc": run["auc"], "train_s": run["train_s"],
+                     **{k: run[k] for k in ("reg_iou", "reg_zero", "reg_in_range",
+                                            "score_ties")},
                      "best_epoch": run["best_epoch"], "params": run["n_parameters"]})
     return rows
 
@@ -180,18 +208,36 @@ def run_level(root: Path, level: Difficulty | str, archs: Sequence[str], budget:
     lengths = np.array([b - a for p in train_plans for a, b in p.window.clips])
     table = {}
     for name, cap in (("capped", True), ("uncapped", False)):
-        rows = [r for a in archs for r in arch_rows(a, runs[a], cap)]
+        rows = [r for a in archs for r in arch_rows(a, runs[a], cap, budget.smooth)]
         table[name] = rows + baseline_rows(gt, lengths, cap, budget.seed)
     return table
 
 
 def format_table(rows: list[dict]) -> str:
     """A Markdown table of rows."""
-    head = "| system | per-second AUC | precision | recall | F1 | mAP | train s | best epoch |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    head = ("| system | per-second AUC | precision | recall | F1 | mAP | regressed IoU | "
+            "train s | best epoch |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         auc = f"{r['auc']:.3f}" if "auc" in r else "-"
+        reg = f"{r['reg_iou']:.3f}" if "reg_iou" in r else "-"
         train = f"{r['train_s']:.0f}" if "train_s" in r else "-"
         lines.append(f"| {r['system']} | {auc} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['f1']:.3f} | {r['map']:.3f} | {train} | {r.get('best_epoch', '-')} |")
+                     f"{r['f1']:.3f} | {r['map']:.3f} | {reg} | {train} | "
+                     f"{r.get('best_epoch', '-')} |")
+    return "\n".join(lines)
+
+
+def format_diagnostics(rows: list[dict]) -> str:
+    """Per arch: the regression diagnostics (one line each)."""
+    seen, lines = set(), []
+    for r in rows:
+        name = r["system"].split(" + ")[0]
+        if "reg_iou" not in r or name in seen:
+            continue
+        seen.add(name)
+        lines.append(f"- {name}: regressed IoU {r['reg_iou']:.3f}, distances exactly 0 "
+                     f"{r['reg_zero']:.1%}, regressed lengths in 10-90 s "
+                     f"{r['reg_in_range']:.1%}, clip seconds tied at the top score "
+                     f"{r['score_ties']:.1%}, {r['params']:,} parameters")
     return "\n".join(lines)

@@ -205,8 +205,8 @@ def train_epoch(trainer: Trainer, train_ds: WindowDataset, cfg: TrainConfig, epo
     for batch in bar:
         b = to_device(batch, trainer.device)
         with torch.autocast(trainer.device.type, dtype=trainer.amp[1], enabled=trainer.amp[0]):
-            out = trainer.net(b["visual"], b["audio"], b["text"], b["mask"],
-                              return_streams=want_streams)
+            extra = {"return_streams": True} if want_streams else {}  # the align guider's input
+            out = trainer.net(b["visual"], b["audio"], b["text"], b["mask"], **extra)
         parts = trainer.model.loss(out, b, loss_cfg)
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.scaler.scale(parts["total"]).backward()
@@ -219,7 +219,7 @@ def train_epoch(trainer: Trainer, train_ds: WindowDataset, cfg: TrainConfig, epo
         n = len(batch["index"])
         loss_value = float(parts["total"].detach())
         sums += torch.tensor([loss_value * n, float(parts["cls"]), float(parts["reg"]),
-                              float(parts["align"]) * n, n], dtype=torch.float64)
+                              float(parts.get("align", 0.0)) * n, n], dtype=torch.float64)
         result.step_losses.append(loss_value)
         bar.set_postfix(loss=f"{loss_value:.3f}")
         if budget is not None:
