@@ -30,6 +30,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("stages.train", "train the clip model on the train split, best epoch on val"),
     "predict": ("stages.predict", "predict clips for every window of a split (JSONL)"),
     "evaluate": ("stages.evaluate", "score a predictions JSONL against a split JSON (+ baselines)"),
+    "headline": ("stages.headline", "the four metric averages DVC shows (metrics/headline.json)"),
     "report": ("stages.report", "write reports/report.md and a self-contained report.html"),
 }
 
