@@ -190,6 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a bug, show it all
+            raise
+        # a folder that is read-only, a full disk, a path that is a file: one line, exit 2
+        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; finished work is kept, run it again to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

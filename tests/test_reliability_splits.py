@@ -4,6 +4,7 @@ negative zero is one window, numbers have sane bounds, deep JSON is one clear li
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -256,3 +257,41 @@ def test_predictions_that_are_not_text_are_one_line(
     assert str(pred) in _one_error_line(capsys.readouterr().err)
 
 
+
+
+def test_unwritable_output_folder_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gt = tmp_path / "val.json"
+    gt.write_text(json.dumps([GOOD]))
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"youtube_id": "abcdefghijk", "window": [0, 100],
+                                "segments": []}) + "\n")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        code = cli_main(["evaluate", "--gt", str(gt), "--pred", str(pred),
+                         "--out", str(locked / "m.json"),
+                         "--params", str(_params(tmp_path / "p.yaml", ["val"])), "--no-prefect"])
+    finally:
+        locked.chmod(0o700)
+    assert code == 2
+    assert str(locked) in _one_error_line(capsys.readouterr().err)
+
+
+def test_output_path_under_a_file_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gt = tmp_path / "val.json"
+    gt.write_text(json.dumps([GOOD]))
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    code = cli_main(["evaluate", "--gt", str(gt), "--pred", str(pred),
+                     "--out", str(blocker / "m.json"),
+                     "--params", str(_params(tmp_path / "p.yaml", ["val"])), "--no-prefect"])
+    assert code == 2
+    assert str(blocker) in _one_error_line(capsys.readouterr().err)
+    assert blocker.read_text() == "a file, not a folder"
