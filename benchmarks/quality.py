@@ -24,6 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -51,15 +52,24 @@ def main() -> int:
     p.add_argument("--max-window", type=int, default=1800)
     p.add_argument("--small-dims", action="store_true", help="dims 64/64/64, not 512/2048/384")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strength", type=float, default=None,
+                   help="override the levels' per-second signal strength (SNR)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="ARCH.KEY=VALUE",
+                   help="override an arch config value, e.g. mmct.head_activation=true")
     p.add_argument("--out", type=Path, default=None, help="write all rows as JSON here")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("repurpose.training.loop").setLevel(logging.INFO)
     if args.threads:
         torch.set_num_threads(args.threads)
+    overrides: dict[str, dict] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        arch, _, name = key.partition(".")
+        overrides.setdefault(arch, {})[name] = yaml.safe_load(value)
     budget = Budget(epochs=args.epochs, d_model=args.d_model, batch_size=args.batch_size,
-                    lr=args.lr, seed=args.seed)
+                    lr=args.lr, seed=args.seed, overrides=overrides)
     spec = PlantedSpec(counts={"train": args.train, "val": args.val, "test": args.test},
                        max_window=args.max_window, seed=args.seed)
     if args.small_dims:
@@ -70,11 +80,14 @@ def main() -> int:
     results = {}
     for level in args.levels:
         began = time.perf_counter()
+        difficulty = LEVELS[level]
+        if args.strength is not None:
+            difficulty = replace(difficulty, strength=args.strength)
         with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-            table = run_level(Path(tmp), level, args.archs, budget, spec)
+            table = run_level(Path(tmp), difficulty, args.archs, budget, spec)
         results[level] = table
         for protocol, rows in table.items():
-            print(f"\n## {level} ({LEVELS[level]}), {protocol} protocol\n")
+            print(f"\n## {level} ({difficulty}), {protocol} protocol\n")
             print(format_table(rows))
         print("\n" + format_diagnostics(table["capped"]))
         print(f"\n({level}: {time.perf_counter() - began:.0f} s)")

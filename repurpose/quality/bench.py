@@ -48,6 +48,7 @@ class Budget:
     seed: int = 0
     select_decoder: str = "hybrid"  # decoder of the val metric that picks the best epoch
     smooth: int = 5  # runs/hybrid: moving-average width over per-second scores
+    overrides: dict = dataclasses.field(default_factory=dict)  # arch -> {config key: value}
 
 
 def bench_specs(budget: Budget) -> dict[str, ModelSpec]:
@@ -67,6 +68,7 @@ def bench_specs(budget: Budget) -> dict[str, ModelSpec]:
                           caption_layers=1, cross_layers=1, head_hidden=d // 2)
         if key == "tal":
             values.update({k: v for k, v in {"ffn_dim": 2 * d}.items() if k in fields})
+        values.update(budget.overrides.get(key, {}))
         out[key] = ModelSpec(key, cls(**values))
     out["mmct-reference"] = ModelSpec("mmct", dataclasses.replace(out["mmct"].config,
                                                                   **REFERENCE_HEAD))

@@ -37,6 +37,8 @@ class SampleConfig:
     width: int = 480
     height: int = 270
     fps: int = 12
+    val_share: float = 0.2  # share of the videos in val (>= 1 video)
+    test_share: float = 0.2  # share of the videos in test (>= 1 video)
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> SampleConfig:
@@ -53,6 +55,8 @@ class SampleConfig:
             width=require(section, "width", int, SECTION),
             height=require(section, "height", int, SECTION),
             fps=require(section, "fps", int, SECTION),
+            val_share=float(require(section, "val_share", num, SECTION)),
+            test_share=float(require(section, "test_share", num, SECTION)),
         )
         cfg.validate()
         return cfg
@@ -103,6 +107,13 @@ class SampleConfig:
                 raise bad(key, f"must be an even number >= 32 (H.264 4:2:0), got {value}")
         if not 1 <= self.fps <= 60:
             raise bad("fps", f"must be 1..60, got {self.fps}")
+        for key in ("val_share", "test_share"):
+            if not 0 < getattr(self, key) < 1:
+                raise bad(key, f"must be in (0, 1), got {getattr(self, key)}")
+        n_val, n_test = split_counts(self.n_videos, self.val_share, self.test_share)
+        if n_val + n_test >= self.n_videos:
+            raise bad("val_share", f"val_share + test_share leave no train video of "
+                                   f"{self.n_videos}")
 
 
 @dataclass(frozen=True)
@@ -159,9 +170,15 @@ def _rng(seed: int, *parts: object) -> random.Random:
     return random.Random(":".join(["repurpose-sample", str(seed), *map(str, parts)]))
 
 
-def assign_splits(n_videos: int, seed: int) -> list[str]:
-    """Split of each video (index order): ~20 % val, ~20 % test (>= 1 each), rest train."""
-    n_val = n_test = max(1, round(0.2 * n_videos))
+def split_counts(n_videos: int, val_share: float, test_share: float) -> tuple[int, int]:
+    """Videos in val and in test: the shares of n_videos, rounded, at least 1 each."""
+    return max(1, round(val_share * n_videos)), max(1, round(test_share * n_videos))
+
+
+def assign_splits(n_videos: int, seed: int, val_share: float = 0.2,
+                  test_share: float = 0.2) -> list[str]:
+    """Split of each video (index order): the val and test shares (>= 1 each), rest train."""
+    n_val, n_test = split_counts(n_videos, val_share, test_share)
     labels = ["test"] * n_test + ["val"] * n_val + ["train"] * (n_videos - n_val - n_test)
     _rng(seed, "splits").shuffle(labels)
     return labels
@@ -251,7 +268,7 @@ def plan_video(cfg: SampleConfig, index: int, split: str) -> VideoSpec:
 def plan_sample(cfg: SampleConfig) -> list[VideoSpec]:
     """Plans of all sample videos, in id order."""
     cfg.validate()
-    splits = assign_splits(cfg.n_videos, cfg.seed)
+    splits = assign_splits(cfg.n_videos, cfg.seed, cfg.val_share, cfg.test_share)
     return [plan_video(cfg, i + 1, splits[i]) for i in range(cfg.n_videos)]
 
 
