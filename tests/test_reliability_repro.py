@@ -31,7 +31,7 @@ SMALL = {
 
 def _params(path: Path) -> Path:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["sample"] = dict(SMALL)
+    params["sample"].update(SMALL)  # other keys as params.yaml has them
     params["orchestration"]["prefect"] = False
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
     return path
@@ -74,12 +74,13 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return roots[0], roots[1]
 
 
-def test_sample_videos_scripts_and_splits_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
+def test_sample_videos_scripts_splits_and_tables_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
     a, b = two_runs
-    for sub in ("sv", "splits"):
+    for sub in ("sv", "splits", "prepared"):
         fa, fb = _files(a / sub), _files(b / sub)
         assert sorted(fa) == sorted(fb)
         assert len([n for n in fa if n.endswith(".mp4")]) == (3 if sub == "sv" else 0)
+        assert fa, sub
         different = [name for name in fa if fa[name] != fb[name]]
         assert different == [], f"{sub}: files differ between two fresh runs: {different}"
 
