@@ -80,13 +80,14 @@ def test_outputs_and_provenance(pipeline: Path) -> None:
 
 
 @pytest.mark.slow
-def test_torchrun_ddp_two_processes_matches_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["mmct", "linear", "tal"])
+def test_torchrun_ddp_two_processes_matches_one(tmp_path: Path, arch: str) -> None:
     data = make_synthetic(tmp_path / "data", counts={"train": 8, "val": 2}, durations=(80, 120),
                           extras=False)
     params = write_params(tmp_path / "params.yaml",
                           train={"epochs": 2, "batch_size": 4, "warmup_epochs": 1})
     args = ["--params", str(params), "--windows", str(data.windows), "--features",
-            str(data.features), "--ledger", str(data.ledger)]
+            str(data.features), "--ledger", str(data.ledger), "--arch", arch]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -100,6 +101,7 @@ def test_torchrun_ddp_two_processes_matches_one(tmp_path: Path) -> None:
     assert single.returncode == 0, single.stderr[-3000:]
     info = json.loads((tmp_path / "ddp" / "model.json").read_text())
     assert info["world_size"] == 2 and info["epochs_trained"] == 2
+    assert info["model"]["arch"] == arch
     # global batch 4 = 2 x 2 per process: the same gradients as one process, up to float noise
     a = load_weights(tmp_path / "ddp" / "last" / "model.safetensors")
     b = load_weights(tmp_path / "one" / "last" / "model.safetensors")

@@ -421,7 +421,7 @@ class TalNet(nn.Module):
         reg = out.extras["reg"].float()  # [B, N, 2]
         quality = out.extras["quality"].float()  # [B, N]
         positive, target = self.assign(out, batch["clips"], batch["clip_mask"])
-        n_pos = positive.sum().to(torch.float32)
+        n_pos = rank_mean(positive.sum().to(torch.float32), self.training)
         if self.training and tc.norm_momentum > 0:
             new = torch.where(self.pos_norm < 0, n_pos,
                               tc.norm_momentum * self.pos_norm + (1 - tc.norm_momentum) * n_pos)
@@ -442,13 +442,27 @@ class TalNet(nn.Module):
                                                     reduction="sum") / norm
         mask = batch["mask"].bool()
         labels = batch["labels"][:, : mask.shape[1]]
-        frame_norm = ((labels > 0) & mask).sum().to(torch.float32).clamp(min=1.0)
+        frame_norm = rank_mean(((labels > 0) & mask).sum().to(torch.float32),
+                               self.training).clamp(min=1.0)
         frame = sigmoid_focal_loss(out.logits.float()[mask], labels[mask], cfg.focal_alpha,
                                    cfg.focal_gamma).sum() / frame_norm
         total = (cfg.w_cls * cls_loss + cfg.w_reg * reg_loss + cfg.w_quality * q_loss
                  + tc.w_frame * frame)
         return {"total": total, "cls": cls_loss.detach(), "reg": reg_loss.detach(),
                 "quality": q_loss.detach(), "frame": frame.detach()}
+
+
+def rank_mean(count: Tensor, training: bool) -> Tensor:
+    """The mean of `count` over DDP ranks while training (so a loss normalised by it gives
+    the same gradients as one process with the whole batch); `count` itself otherwise (rank 0
+    validates alone, so no collective may run there)."""
+    import torch.distributed as dist
+
+    if not training or not dist.is_available() or not dist.is_initialized():
+        return count
+    total = count.detach().clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from repurpose import io
 from repurpose.features.shards import FeatureMeta, VideoFeatures, write_shard
+from repurpose.model.tal import TalConfig
 from repurpose.splits.schema import SplitEntry
 from repurpose.splits.windows import windows_table, write_windows
 
@@ -136,7 +137,9 @@ def tiny_params(**overrides: dict) -> dict:
                            "head_hidden": 32, "head_activation": False, "dropout": 0.0,
                            "attention": "sdpa", "reg_activation": "softplus",
                            "reg_scale": 30.0, "quality": True},
-                  "linear": {"hidden": 0, "dropout": 0.0, "reg_scale": 30.0}},
+                  "linear": {"hidden": 0, "dropout": 0.0, "reg_scale": 30.0},
+                  "tal": TalConfig(d_model=32, n_heads=4, levels=4, window=5, ffn_dim=64,
+                                   head_layers=1).to_dict()},
         "train": {"seed": 0, "epochs": 30, "warmup_epochs": 1, "batch_size": 2, "patience": 0,
                   "optimizer": "adam", "lr": 0.002, "weight_decay": 0.0001, "grad_clip": 1.0,
                   "w_cls": 0.2, "w_reg": 0.8, "focal_alpha": 0.7, "focal_gamma": 2.0,
