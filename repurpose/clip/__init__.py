@@ -11,8 +11,12 @@ not part of any dataset:
    under `<out>/.work/` by the file's sha256 and the backend identity;
 3. `predict`: cut the video into windows of at most `window_seconds`, predict and post-process
    each window with the model's `postprocess` params, merge in absolute seconds, rank by score;
-4. `export`: one H.264 + AAC mp4 per clip (exact cuts, re-encoded, `+faststart`), optionally
-   9:16 and with subtitles (an .srt per clip, or burned in with libass), and `clips.json`.
+4. `boundaries`: each clip's start and end snapped to a sentence or at least out of a word
+   (transcript word times), onto a shot cut in the same pause, and onto the frame grid;
+5. `export`: one H.264 + AAC mp4 per clip (exact cuts, re-encoded, `+faststart`), optionally
+   9:16 around faces / motion (`reframe`) and with captions (`subtitles`: .srt, word-by-word
+   highlighted .ass, or burned in with libass), a thumbnail, `clips.json` and the `preview`
+   page `index.html`.
 """
 
 from __future__ import annotations

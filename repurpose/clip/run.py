@@ -287,8 +287,8 @@ def _export_one(stack: contextlib.ExitStack, source: Any, out: Path, work: Path,
     return {
         "rank": rank, "start": c.start, "end": c.end, "duration": round(c.end - c.start, 3),
         "score": round(seg.score, 6), "window": seg.window, "file": f"{stem}.mp4",
-        "subtitles": subtitle_file, "burned_subtitles": burn is not None or (
-            opts.subtitles == "burn"), "thumbnail": f"{stem}.jpg", "text": clip_text(words),
+        "subtitles": subtitle_file, "burned_subtitles": burn is not None,
+        "thumbnail": f"{stem}.jpg", "text": clip_text(words),
         "snap": c.snap, "reframe": crop.stats() if crop is not None else None,
         "size": list(size),
     }
