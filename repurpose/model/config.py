@@ -32,6 +32,8 @@ class ModelConfig:
     reg_activation: str = "softplus"  # offsets = act(head) * reg_scale: softplus | relu (reference)
     reg_scale: float = 30.0  # seconds per regression unit (reference: 1, raw seconds)
     quality: bool = True  # rank candidates by sqrt(score * predicted boundary quality)
+    fuse_text: bool = True  # concatenate the text stream into the fusion (reference: no)
+    pos_scale: float = 0.1  # multiplier of the sinusoidal position encoding (reference: 1)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -69,6 +71,7 @@ class ModelConfig:
         values = {f.name: require(section, f.name, kinds[f.type], SECTION) for f in fields(cls)}
         values["dropout"] = float(values["dropout"])
         values["reg_scale"] = float(values["reg_scale"])
+        values["pos_scale"] = float(values["pos_scale"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,7 +83,9 @@ class ModelConfig:
 REPURPOSE10K = ModelConfig(
     d_model=512, n_heads=8, ffn_dim=2048, proj_hidden=2048, self_layers=3, caption_layers=3,
     cross_layers=3, head_hidden=256, head_activation=False, dropout=0.0, attention="sdpa",
+    fuse_text=False, pos_scale=1.0,
 )
 # The released research code's choices, defects aside (raw seconds through a ReLU, no quality).
-REFERENCE_HEAD = {"reg_activation": "relu", "reg_scale": 1.0, "quality": False}
+REFERENCE_HEAD = {"reg_activation": "relu", "reg_scale": 1.0, "quality": False,
+                  "fuse_text": False, "pos_scale": 1.0}
 PAPER_DIMS = {"visual": 512, "audio": 2048, "text": 384}

@@ -8,6 +8,15 @@ cross-attention (both read the previous layer's streams). The two streams are no
 concatenated and fused by Linear(2d, d); a classification head (d-h-h-1) gives a logit per
 second and a regression head (d-h-h-2) the distances to the clip's start and end.
 
+Position encoding (`pos_scale`): the reference adds the sinusoidal encoding at full scale
+(norm ~sqrt(d/2)) to projected features of norm ~2 at initialisation, so attention and the
+heads first see mostly position; at 0.1 the per-second features dominate (measured in
+`repurpose.quality`: per-second AUC 0.76 -> 0.82 on the medium planted level).
+
+Text (`fuse_text`): in the reference, text reaches the heads only through the caption
+cross-attention (attention averages over the window), so a per-second text cue is diluted;
+with `fuse_text` the text stream is also concatenated into the fusion (Linear(3d, d)).
+
 Regression (the measured root cause of bad boundaries, see `repurpose.quality`): the reference
 regresses raw seconds (0-90) through a ReLU. At initialisation half the outputs sit below zero,
 where a ReLU has no gradient, and the rest must grow by ~30x from ~1; DIoU then trains only a
@@ -152,7 +161,8 @@ class RepurposeNet(nn.Module):
         self.cross_av = nn.ModuleList(Block(cfg, False, True) for _ in range(cfg.cross_layers))
         self.norm_v = nn.LayerNorm(d)
         self.norm_a = nn.LayerNorm(d)
-        self.fuse = nn.Linear(2 * d, d)
+        self.norm_t = nn.LayerNorm(d) if cfg.fuse_text else None
+        self.fuse = nn.Linear((3 if cfg.fuse_text else 2) * d, d)
         self.cls_head = _head(d, cfg.head_hidden, 1, cfg.head_activation)
         self.reg_head = _head(d, cfg.head_hidden, 3 if cfg.quality else 2, cfg.head_activation)
 
@@ -162,7 +172,8 @@ class RepurposeNet(nn.Module):
         `extras["streams"]` holds the per-modality encoder outputs ([B, T, d]) when
         `return_streams` (for the align guider), `extras["quality"]` the quality logits."""
         inputs = {"visual": visual, "audio": audio, "text": text}
-        pe = sinusoidal_encoding(mask.shape[1], self.cfg.d_model, mask.device)
+        pe = self.cfg.pos_scale * sinusoidal_encoding(mask.shape[1], self.cfg.d_model,
+                                                      mask.device)  # [T, d]
         streams = {}
         for m in MODALITIES:
             x = self.proj[m](inputs[m]) + pe  # the same encoding for every batch item
@@ -176,7 +187,10 @@ class RepurposeNet(nn.Module):
             a = block(a, mask, ctx=t)
         for va, av in zip(self.cross_va, self.cross_av, strict=True):
             v, a = va(v, mask, ctx=a), av(a, mask, ctx=v)
-        h = self.fuse(torch.cat([self.norm_v(v), self.norm_a(a)], dim=-1))
+        fused = [self.norm_v(v), self.norm_a(a)]
+        if self.norm_t is not None:  # text's own stream, not only its attention averages
+            fused.append(self.norm_t(t))
+        h = self.fuse(torch.cat(fused, dim=-1))  # [B, T, d]
         logits = self.cls_head(h).squeeze(-1)  # [B, T]
         reg = self.reg_head(h)  # [B, T, 2 or 3]
         act = F.relu if self.cfg.reg_activation == "relu" else F.softplus

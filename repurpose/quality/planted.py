@@ -52,11 +52,11 @@ class Difficulty:
 
 LEVELS: dict[str, Difficulty] = {
     "easy": Difficulty("easy", strength=2.0),
-    "medium": Difficulty("medium", strength=0.6, cues_in=("visual",), cue_share=0.5,
+    "medium": Difficulty("medium", strength=1.0, cues_in=("visual",), cue_share=0.5,
                          distractors=0.5, distractor_in=("visual", "audio")),
-    "one-modality": Difficulty("one-modality", strength=1.0, signal_in=("audio",),
+    "one-modality": Difficulty("one-modality", strength=1.5, signal_in=("audio",),
                                cues_in=("audio",), cue_share=0.5),
-    "hard": Difficulty("hard", strength=0.35, cues_in=("visual",), cue_share=0.3,
+    "hard": Difficulty("hard", strength=0.6, cues_in=("visual",), cue_share=0.3,
                        distractors=1.0, distractor_in=("visual", "audio", "text")),
 }
 
