@@ -14,6 +14,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -43,9 +44,11 @@ def run_with_deadline(fn: Callable[..., Any], args: tuple, seconds: float, what:
     after `seconds` the group is killed and a transient `deadline` failure is raised."""
     ctx = _ctx()
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, fn, args), name=f"attempt {what}")
+    lifeline, keep = ctx.Pipe(duplex=False)  # the child sees EOF when `keep` closes
+    proc = ctx.Process(target=_child, args=(send, lifeline, fn, args), name=f"attempt {what}")
     proc.start()
     send.close()
+    lifeline.close()
     try:
         if not receive.poll(max(0.0, seconds)):
             raise TransientDownloadError(
@@ -62,6 +65,7 @@ def run_with_deadline(fn: Callable[..., Any], args: tuple, seconds: float, what:
             proc.kill()
         proc.join(5)
         receive.close()
+        keep.close()
     if status == "ok":
         return payload
     message, kind, category, retry_after = payload
@@ -75,9 +79,10 @@ def kill_group(pgid: int | None) -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
-def _child(send: Any, fn: Callable[..., Any], args: tuple) -> None:
+def _child(send: Any, lifeline: Any, fn: Callable[..., Any], args: tuple) -> None:
     os.setpgrp()  # a group of its own: killpg reaches the ffmpeg processes it starts
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the stage's handler decides, not us
+    _die_with_stage(lifeline)
     try:
         result = ("ok", fn(*args))
     except BaseException as exc:  # noqa: BLE001 - every failure goes back, classified
@@ -85,3 +90,23 @@ def _child(send: Any, fn: Callable[..., Any], args: tuple) -> None:
         result = ("error", (f.message, f.classified.kind, f.category, f.retry_after))
     send.send(result)
     send.close()
+
+
+
+def _stop_group(*_: object) -> None:
+    """Kill this attempt's whole group (itself and its ffmpeg)."""
+    os.killpg(0, signal.SIGKILL)
+
+
+def _die_with_stage(lifeline: Any) -> None:
+    """SIGTERM takes the group down, and so does the end of the stage: a thread waits on the
+    lifeline pipe, whose other end only the stage holds, so even a kill -9 of the stage leaves
+    no download running (the fork server itself lives on while its children do)."""
+    signal.signal(signal.SIGTERM, _stop_group)
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, EOFError):
+            lifeline.poll(None)  # returns at EOF: the stage closed it or died
+        _stop_group()
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
