@@ -42,11 +42,11 @@ class Budget:
 
     epochs: int = 10
     d_model: int = 128
-    batch_size: int = 2
-    lr: float = 1e-3
+    batch_size: int = 1
+    lr: float = 2e-3
     warmup_epochs: int = 1
     seed: int = 0
-    select_decoder: str = "hybrid"  # decoder of the val metric that picks the best epoch
+    select_decoder: str = "runs"  # decoder of the val metric that picks the best epoch
     smooth: int = 5  # runs/hybrid: moving-average width over per-second scores
     overrides: dict = dataclasses.field(default_factory=dict)  # arch -> {config key: value}
 
