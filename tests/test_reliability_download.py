@@ -153,3 +153,22 @@ def test_signal_stops_ffmpeg_and_the_rerun_finishes(
     assert all(rows[i].ok for i in ids)
     leftovers = [p.name for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
     assert not leftovers and not (out / ".partial").exists()
+
+
+def _attempt_pid_in_daemon(queue) -> None:  # noqa: ANN001 - a multiprocessing queue
+    from repurpose.download.sandbox import run_with_deadline
+
+    queue.put((os.getpid(), run_with_deadline(os.getpid, (), 30, "probe")))
+
+
+def test_attempts_also_run_inside_a_daemonic_worker() -> None:
+    """Dask worker processes are daemonic; multiprocessing refuses them children by default."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    worker = ctx.Process(target=_attempt_pid_in_daemon, args=(queue,), daemon=True)
+    worker.start()
+    worker_pid, attempt_pid = queue.get(timeout=60)
+    worker.join(30)
+    assert worker.exitcode == 0 and attempt_pid not in (worker_pid, os.getpid())

@@ -46,7 +46,7 @@ def run_with_deadline(fn: Callable[..., Any], args: tuple, seconds: float, what:
     receive, send = ctx.Pipe(duplex=False)
     lifeline, keep = ctx.Pipe(duplex=False)  # the child sees EOF when `keep` closes
     proc = ctx.Process(target=_child, args=(send, lifeline, fn, args), name=f"attempt {what}")
-    proc.start()
+    _start(proc)
     send.close()
     lifeline.close()
     try:
@@ -70,6 +70,20 @@ def run_with_deadline(fn: Callable[..., Any], args: tuple, seconds: float, what:
         return payload
     message, kind, category, retry_after = payload
     raise failure(message, Classified(kind, category), retry_after)
+
+
+def _start(proc: Any) -> None:
+    """Start `proc`, also from a daemonic process (a Dask worker), which multiprocessing
+    refuses by default: the attempt process dies with its stage anyway (the lifeline)."""
+    config = mp.current_process()._config
+    daemonic = config.get("daemon")
+    if daemonic:
+        config["daemon"] = False
+    try:
+        proc.start()
+    finally:
+        if daemonic:
+            config["daemon"] = daemonic
 
 
 def kill_group(pgid: int | None) -> None:
