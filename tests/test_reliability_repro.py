@@ -74,7 +74,8 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return roots[0], roots[1]
 
 
-def test_sample_videos_scripts_splits_and_tables_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
+def test_sample_videos_scripts_splits_and_tables_are_byte_identical(
+        two_runs: tuple[Path, Path]) -> None:
     a, b = two_runs
     for sub in ("sv", "splits", "prepared"):
         fa, fb = _files(a / sub), _files(b / sub)
