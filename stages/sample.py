@@ -24,10 +24,12 @@ from repurpose.sample.spec import (
     split_entries,
 )
 from repurpose.sample.synth import RenderJob, render_video
+from repurpose.signals import stop_children_on_signal
 
 log = logging.getLogger(__name__)
 
 _OWN_FILE = re.compile(rf"^{ID_PREFIX}\d{{5}}(\.mp4|\.script\.json)$")
+_STALE_WAV = re.compile(rf"^\.{ID_PREFIX}\d{{5}}\.[a-z0-9_]{{8}}\.wav$")  # render_video's
 
 
 class SampleError(UserError):
@@ -57,12 +59,14 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
 
     results: dict[str, dict] = {}
     failures: list[str] = []
-    for job, result in mapper(render_video, jobs, key=lambda j: j.youtube_id):
-        if isinstance(result, BaseException):
-            log.error("sample: %s failed: %s", job.youtube_id, result)
-            failures.append(f"{job.youtube_id}: {type(result).__name__}: {result}")
-        else:
-            results[job.youtube_id] = result
+    _remove_stale_tmp(out_videos, out_splits)
+    with stop_children_on_signal("sample"):
+        for job, result in mapper(render_video, jobs, key=lambda j: j.youtube_id):
+            if isinstance(result, BaseException):
+                log.error("sample: %s failed: %s", job.youtube_id, result)
+                failures.append(f"{job.youtube_id}: {type(result).__name__}: {result}")
+            else:
+                results[job.youtube_id] = result
     if failures:
         raise SampleError(
             f"sample: {len(failures)} of {len(jobs)} videos could not be generated "
@@ -97,6 +101,28 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _remove_stale_tmp(out_videos: Path, out_splits: Path) -> None:
+    """Delete what a killed run left half-written: hidden `.tmp` files of this stage's videos,
+    scripts and split files, and its temporary soundtracks (`.<id>.XXXXXXXX.wav`)."""
+    if out_videos.is_dir():
+        for path in out_videos.iterdir():
+            if _STALE_WAV.match(path.name):
+                path.unlink(missing_ok=True)
+        io.remove_stale_tmp(out_videos, names=_stem_names(out_videos))
+    io.remove_stale_tmp(out_splits, names=[f"{name}.json" for name in SPLITS])
+
+
+def _stem_names(folder: Path) -> list[str]:
+    """`<id>.mp4` / `<id>.script.json` names of the temporary files in `folder`."""
+    names = []
+    for path in folder.iterdir():
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            name = path.name[1:].rsplit(".", 2)[0]
+            if _OWN_FILE.match(name):
+                names.append(name)
+    return names
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> int:
