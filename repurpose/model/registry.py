@@ -14,11 +14,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from repurpose.params import ParamsError, config_from_section
+
+if TYPE_CHECKING:  # torch only where a network is built: the CLI and evaluate stay light
+    from torch import nn
 
 
 @dataclass(frozen=True)
