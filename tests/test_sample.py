@@ -33,6 +33,8 @@ SMALL = {
     "width": 192,
     "height": 108,
     "fps": 10,
+    "val_share": 0.2,
+    "test_share": 0.2,
 }
 
 
