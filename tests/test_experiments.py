@@ -98,15 +98,28 @@ def test_experiment_reruns_from_train_and_exp_show_fits_160_columns(tmp_path: Pa
     assert "Running stage 'train'" in exp and "Running stage 'headline'" in exp
 
     env = {**venv_env(), "COLUMNS": "160", "LINES": "50"}
-    shown = subprocess.run([str(Path(sys.executable).with_name("dvc")), "exp", "show",
-                            "--only-changed", "--no-pager"], cwd=repo, env=env,
-                           capture_output=True, text=True, check=True).stdout
-    lines = shown.splitlines()
-    assert all(len(line) <= 160 for line in lines), shown
-    header = next(line for line in lines if "Experiment" in line)
-    for name in (*HEADLINE, "train.lr"):
-        assert name in header, shown  # a whole column name, not cut to '…'
-    assert "lr3" in shown
+    exe = str(Path(sys.executable).with_name("dvc"))
+
+    def header(*extra: str) -> str:
+        shown = subprocess.run([exe, "exp", "show", "--no-pager", *extra], cwd=repo, env=env,
+                               capture_output=True, text=True, check=True).stdout
+        lines = shown.splitlines()
+        assert all(len(line) <= 160 for line in lines), shown
+        assert "lr3" in shown
+        return next(line for line in lines if "Experiment" in line)
+
+    before = json.loads(subprocess.run(["git", "show", "HEAD:metrics/headline.json"], cwd=repo,
+                                       capture_output=True, text=True, check=True).stdout)
+    after = json.loads((repo / "metrics" / "headline.json").read_text())
+    moved = [m for m in HEADLINE if before[m] != after[m]]
+    # --only-changed: metric columns first, then params, then the (wide) hashes of changed
+    # dependencies, which may be cut to '…' at the right end
+    only = header("--only-changed")
+    assert " train.lr " in only, only
+    for name in moved:  # every headline metric the experiment changed, uncut
+        assert f" {name} " in only, only
+    cut = only.find("…")
+    assert cut == -1 or all(only.find(f" {m} ") < cut for m in (*moved, "train.lr")), only
 
     diff = dvc(["metrics", "diff", "HEAD"], repo)
     assert "failed to load" not in diff and "metrics/headline.json" in diff
