@@ -77,6 +77,7 @@ def test_headline_stage_writes_the_four_averages(tmp_path: Path) -> None:
 def test_experiment_reruns_from_train_and_exp_show_fits_160_columns(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path / "repo")
     set_params(repo, "sample", **SMALL_SAMPLE)
+    set_params(repo, "train", epochs=6, warmup_epochs=1)  # two trainings: keep them short
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "commit", "-qam", "small sample"], cwd=repo, check=True)
     first = dvc(["repro"], repo, timeout=1500)
