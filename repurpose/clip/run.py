@@ -37,6 +37,7 @@ from typing import Any
 from repurpose import io
 from repurpose.clip.subtitles import CaptionStyle
 from repurpose.errors import UserError
+from repurpose.media import MediaError
 from repurpose.params import DEFAULT_PARAMS, load_params
 
 log = logging.getLogger(__name__)
@@ -405,7 +406,14 @@ def _export_all(chosen: list[Chosen], source: Any, out: Path, work: Path,
         with contextlib.ExitStack() as stack:  # every file renamed into place at the end
             for rank, c in enumerate(chosen, 1):
                 progress.step(f"export {rank}/{len(chosen)}")
-                clips.append(_export_one(stack, source, out, work, rank, c, transcript, opts))
+                try:
+                    clips.append(_export_one(stack, source, out, work, rank, c, transcript,
+                                             opts))
+                except MediaError as exc:  # one line, not ffmpeg's whole log
+                    text = " | ".join(x.strip() for x in str(exc).splitlines() if x.strip())
+                    raise UserError(f"{source.input}: clip {rank} "
+                                    f"({c.start:.2f}-{c.end:.2f} s) could not be encoded: "
+                                    f"{text[-400:]}") from exc
         keep = {c["file"] for c in clips} | {c["thumbnail"] for c in clips}
         keep |= {c["subtitles"] for c in clips if c["subtitles"]}
         for path in _stale(out, keep):
