@@ -85,6 +85,11 @@ def test_experiment_reruns_from_train_and_exp_show_fits_160_columns(tmp_path: Pa
     # (it is committed with the sample once the sample is byte-reproducible)
     advice = re.findall(r"git add (.+)", first)
     assert all(set(a.split()) <= {"dvc.lock"} for a in advice), first
+    # per-video stages report progress as plain lines when DVC captures their output
+    n = SMALL_SAMPLE["n_videos"]
+    for stage in ("download", "transcribe", "extract visual", "extract audio", "embed_text"):
+        assert re.search(rf"^{stage}: {n}/{n} videos \(100%\), [\d.]+ videos/s, elapsed "
+                         rf"\d:\d\d:\d\d, ETA", first, re.M), stage
     status = subprocess.run(["git", "status", "--porcelain", "-uall"], cwd=repo,
                             capture_output=True, text=True, check=True).stdout.split("\n")
     changed = sorted(line[3:] for line in status if line)
