@@ -4,6 +4,11 @@ An exact cut must re-encode (a stream copy starts at a keyframe). x264's default
 (`medium`) made this the bottleneck (~12 s per minute of 360p on 2 cores); `veryfast` takes
 ~5 s for a file of about the same size. Features are computed from 224-px frames at 1 fps, so
 the preset costs nothing downstream. Used by yt-dlp's section downloads and by local cuts.
+
+One encoder (and decoder) thread: with x264's frame threads, two cuts of the same file were
+seen to differ (one video of nine in three test runs on a busy machine), so a teammate's
+download would not match. Per-video work runs in parallel workers anyway, so the stage's
+throughput on a busy machine stays about the same.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def encode_args(ffmpeg: str) -> list[str]:
     """ffmpeg output options for an exact-cut mp4 (ffmpeg's defaults if no libx264)."""
     args: list[str] = []
     if has_encoder(ffmpeg, "libx264"):
-        args += ["-c:v", "libx264", "-preset", X264_PRESET, "-pix_fmt", "yuv420p"]
-    args += ["-c:a", "aac", "-movflags", "+faststart"]
+        args += ["-c:v", "libx264", "-preset", X264_PRESET, "-pix_fmt", "yuv420p",
+                 "-x264-params", "threads=1:sliced-threads=0"]
+    args += ["-threads", "1", "-c:a", "aac", "-movflags", "+faststart"]
     return args

@@ -61,8 +61,9 @@ def cut_local(
             "out_of_range",
         )
     length = min(end, info.duration) - start
-    # -ss before -i: fast seek, and frame-exact because the output is re-encoded
-    args = ["-ss", f"{start:.3f}", "-i", str(source), "-t", f"{length:.3f}"]
+    # -ss before -i: fast seek, and frame-exact because the output is re-encoded; one decoder
+    # thread, like the encoder (encode.py): the same bytes in every run
+    args = ["-threads", "1", "-ss", f"{start:.3f}", "-i", str(source), "-t", f"{length:.3f}"]
     args += [
         "-map",
         "0:v:0",

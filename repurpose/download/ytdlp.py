@@ -115,7 +115,7 @@ def ydl_options(
         "ffmpeg_location": ffmpeg,
         # ffmpeg reads the media URLs itself: bound each read/write, or a stalled server hangs it
         "external_downloader_args": {
-            "ffmpeg_i": ["-rw_timeout", str(int(settings.timeout * 1e6))],
+            "ffmpeg_i": ["-rw_timeout", str(int(settings.timeout * 1e6)), "-threads", "1"],
             "ffmpeg_o": encode_args(ffmpeg),  # x264 veryfast + AAC: the exact cut re-encodes
         },
         "socket_timeout": settings.timeout,
