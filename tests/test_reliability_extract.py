@@ -115,7 +115,9 @@ def test_random_kills_stop_children_and_the_rerun_does_the_rest(
     cmd = _cmd(modality, library, out, cache, params)
     rng = random.Random(12)
     landed = 0
-    for k in range(3):
+    for k in range(5):
+        if landed == 3 or len(list(cache.glob("*/*/*.json"))) >= N_VIDEOS - 1:
+            break
         before = len(list(cache.glob("*/*/*.json")))
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -126,17 +128,18 @@ def test_random_kills_stop_children_and_the_rerun_does_the_rest(
             if len(list(cache.glob("*/*/*.json"))) > before:
                 break
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.2))
         children.update(descendants(proc.pid))
         sig = (signal.SIGTERM, signal.SIGINT)[k % 2]
         if proc.poll() is None:
             proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
+        out_text, err = proc.communicate(timeout=30)
         if proc.returncode == 128 + sig:
             landed += 1
             assert "Traceback" not in err and "stopped by" in err, err[-2000:]
-        else:
-            assert proc.returncode == 0, err[-2000:]  # it finished before the signal
+        else:  # it finished its work before the signal (and maybe died of it while exiting)
+            assert proc.returncode in (0, -sig, 130), err[-2000:]
+            assert " computed, " in out_text, (out_text[-2000:], err[-2000:])
         time.sleep(0.5)
         assert not [p for p in children if _alive(p)], "a child outlived the stage"
         for path in shard_paths(out) if out.exists() else []:
