@@ -67,9 +67,11 @@ def write_parquet(path: str | os.PathLike[str], table: pa.Table, **kwargs: Any) 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces `path` whole, else it is removed."""
+    """Yield a temporary folder; on success it replaces `path` whole, else it is removed.
+    Staging folders of `path` that a killed writer left behind are removed first."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(final.parent, names=[final.name])
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     tmp.chmod(0o777 & ~UMASK)
     try:
