@@ -1,8 +1,11 @@
-"""The clip-localisation network, its losses and post-processing.
+"""The clip-localisation model zoo, its losses, decoders and the evaluation protocol.
 
-- `config`: `ModelConfig` (the `model` params section) and the paper's sizes (`REPURPOSE10K`);
-- `network`: the multimodal transformer (torch);
-- `losses`: sigmoid focal loss, 1-D DIoU, the optional KL "align guider" (torch);
-- `postprocess`: scores + offsets -> segments (threshold, top-k, length filter, Soft-NMS, cap),
-  numpy only, so the evaluator and report never need torch.
+- `registry`: the arch registry (`mmct`, `linear`, `tal`) and `ModelSpec` (the `model` section);
+- `base`: `ArchOutput`, what every arch's forward returns;
+- `config` + `network`: `mmct`, the reference multimodal transformer with its defects fixed;
+- `linear`: the per-second baseline; `tal`: the ActionFormer-style pyramid detector (torch);
+- `losses`: sigmoid focal loss, 1-D DIoU, quality BCE, the optional KL "align guider" (torch);
+- `decoders`: one window's output -> candidates (`regression`, `runs`, `hybrid`), numpy only;
+- `postprocess`: the protocol (threshold, length filter, Soft-NMS, per-minute cap), numpy only,
+  so the evaluator and report never need torch.
 """
