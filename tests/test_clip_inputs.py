@@ -132,3 +132,24 @@ def test_html_served_as_mp4_is_not_retried(clip_kit: dict, tmp_path: Path) -> No
     assert url in line and "undecodable" in line
     assert took < 5, took  # one attempt: no 5 s backoff before a second one
     assert not (out / ".work" / "downloads" / ".partial").exists()
+
+
+def test_a_dripping_url_is_cut_off_by_the_download_deadline(clip_kit: dict,
+                                                            tmp_path: Path) -> None:
+    from tests.loopback import LoopbackServer
+
+    params = yaml.safe_load(clip_kit["params"].read_text())
+    params["download"].update(deadline=4, timeout=30, retries=3, backoff_base=1, backoff_max=2)
+    hurried = tmp_path / "params.yaml"
+    hurried.write_text(yaml.safe_dump(params))
+    out = tmp_path / "out"
+    with LoopbackServer() as server:
+        server.add("slow.mp4", clip_kit["video"].read_bytes(), rate=2048)  # 2 KB/s, no stall
+        url = server.url("slow.mp4")
+        started = time.monotonic()
+        rc, _, stderr = run_clip({**clip_kit, "params": hurried}, url, out)
+        took = time.monotonic() - started
+    line = one_line_error(rc, stderr)
+    assert url in line and "deadline" in line
+    assert took < 15, took  # the 4 s deadline, not the socket timeout nor the drip's hours
+    assert not (out / ".work" / "downloads" / ".partial").exists()

@@ -124,6 +124,7 @@ class DownloadSettings:
     backoff_max: float = 120.0
     timeout: float = 30.0
     cookies_file: str | None = None
+    deadline: float = 900.0  # seconds for the whole download, every attempt and wait included
 
     @classmethod
     def from_section(cls, section: dict[str, Any] | None) -> DownloadSettings:
@@ -134,11 +135,15 @@ class DownloadSettings:
             out = cls(format=str(values["format"]), retries=int(values["retries"]),
                       backoff_base=float(values["backoff_base"]),
                       backoff_max=float(values["backoff_max"]),
-                      timeout=float(values["timeout"]), cookies_file=values["cookies_file"])
+                      timeout=float(values["timeout"]), cookies_file=values["cookies_file"],
+                      deadline=float(values["deadline"]))
         except (TypeError, ValueError) as exc:
             raise UserError(f"params download: {exc}") from exc
         if out.cookies_file is not None and not Path(out.cookies_file).is_file():
             raise UserError(f"params download.cookies_file: {out.cookies_file} is not a file")
+        if not 0 < out.deadline <= 86_400:
+            raise UserError(f"params download.deadline: must be > 0 and at most 86400 seconds, "
+                            f"got {out.deadline:g}")
         return out
 
 
@@ -179,6 +184,7 @@ def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, 
         classify_exception,
         retry_delay,
     )
+    from repurpose.download.sandbox import run_with_deadline
     from repurpose.download.verify import DURATION_TOLERANCE_S, verify_media
     from repurpose.download.ytdlp import clear_dir
 
@@ -189,13 +195,19 @@ def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, 
         return target, sha, "reused"
     work = folder / PARTIAL / name
     attempt = 0
+    began = time.monotonic()
     try:
         while True:
             attempt += 1
             clear_dir(work)
             work.mkdir(parents=True, exist_ok=True)
-            try:
-                path, stated = _fetch_whole(url, name, work, settings)
+            left = settings.deadline - (time.monotonic() - began)
+            if left <= 0:
+                raise UserError(f"{url}: no complete download within download.deadline="
+                                f"{settings.deadline:g} s ({attempt - 1} attempt(s))")
+            try:  # one attempt in its own process group, killed at the deadline
+                path, stated = run_with_deadline(_fetch_whole, (url, name, work, settings),
+                                                 left, name)
                 info = verify_media(path, expected=None)
                 if stated is not None and abs(info.duration - stated) > DURATION_TOLERANCE_S:
                     raise TransientDownloadError(
@@ -212,6 +224,10 @@ def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, 
                 raise UserError(f"{url}: cannot download a video from this URL "
                                 f"({failure.category}): {message}"[:1500])
             delay = retry_delay(failure, attempt, settings.backoff_base, settings.backoff_max)
+            if time.monotonic() - began + delay >= settings.deadline:
+                raise UserError(f"{url}: cannot download a video from this URL within "
+                                f"download.deadline={settings.deadline:g} s ({failure.category}):"
+                                f" {message}"[:1500])
             log.info("%s: attempt %d failed (%s), retrying in %.1f s", url, attempt,
                      failure.category, delay)
             time.sleep(delay)

@@ -31,6 +31,7 @@ def save_weights(path: str | os.PathLike[str], state_dict: dict[str, torch.Tenso
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     with io.atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        tmp.chmod(0o666 & ~io.UMASK)  # safetensors recreates the file as 0600
 
 
 def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu"

@@ -146,6 +146,8 @@ def train_model(model_spec: ModelSpec, train_cfg: TrainConfig, post: Postprocess
     fingerprint = sha256_json({"params": params_hash, "data": dhash, "code": code_hash(),
                                "splits": [train_split, val_split]})
     out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        io.remove_stale_tmp(out)  # a killed run's half-written weights or model.json
     train_ds = WindowDataset(train_plans, features, train_cfg.cache_videos)
     val_ds = WindowDataset(val_plans, features, train_cfg.cache_videos)
     result = fit(model_spec, dims, train_cfg, post, thresholds, train_ds, val_ds, out,
