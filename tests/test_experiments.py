@@ -101,7 +101,11 @@ def test_experiment_reruns_from_train_and_exp_show_fits_160_columns(tmp_path: Pa
     exp = dvc(["exp", "run", "-S", "train.lr=0.003", "--name", "lr3"], repo, timeout=1500)
     for stage in ("sample", "prepare", "download", "transcribe", "embed_text"):
         assert f"Stage '{stage}' didn't change, skipping" in exp, exp
-    assert "Running stage 'train'" in exp and "Running stage 'headline'" in exp
+    for stage in ("train", "predict", "evaluate"):  # from train on, everything reruns ...
+        assert f"Running stage '{stage}'" in exp, exp
+    # ... except what DVC finds unchanged (a tiny sample's metrics may not move with lr)
+    assert ("Running stage 'headline'" in exp
+            or "Stage 'headline' didn't change, skipping" in exp), exp
 
     env = {**venv_env(), "COLUMNS": "160", "LINES": "50"}
     exe = str(Path(sys.executable).with_name("dvc"))
