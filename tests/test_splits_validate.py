@@ -157,3 +157,11 @@ def test_prepare_writes_windows_and_videos_tables(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["splits"] == {"train": 2, "val": 1, "test": 1}
     assert summary["duplicates"] == {"train": 1, "val": 0, "test": 0}
+
+
+def test_an_empty_split_file_is_valid_and_says_there_is_nothing(tmp_path, capsys):
+    empty = tmp_path / "val.json"
+    empty.write_text("[]")
+    assert cli_main(["validate", str(empty)]) == 0  # was a ValueError traceback (found by fuzz)
+    out = capsys.readouterr().out
+    assert "0 windows" in out and "nothing to summarise" in out

@@ -27,6 +27,9 @@ def main(args: argparse.Namespace) -> int:
         raise SplitValidationError(problems)
     for p in parsed:
         print(f"{p.path}: ok, {len(p.entries):,} windows ({len(p.duplicates)} duplicates)")
+    if not any(p.entries for p in parsed):  # valid, but nothing to summarise
+        print("no windows in these files: nothing to summarise")
+        return 0
     for line in summarize(parsed).lines():
         print(line)
     return 0
