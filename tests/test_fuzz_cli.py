@@ -228,3 +228,44 @@ def test_import_npy_refuses_every_array_with_a_non_finite_value(data: bytes) -> 
                            "--out", str(out)])
         _refused(code, err, path)
         assert not out.exists()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12)
+MODEL_JSON = st.one_of(
+    st.binary(max_size=200),  # not JSON, not UTF-8
+    st.builds(lambda v: json.dumps(v).encode(), JSON_VALUES),  # JSON of any shape
+    st.builds(  # the right format with fields of any shape
+        lambda fields: json.dumps({"format": "repurpose-model/2", **fields}).encode(),
+        st.dictionaries(st.sampled_from(["model", "dims", "weights", "params", "features"]),
+                        JSON_VALUES, max_size=5)),
+    st.builds(  # a plausible model.json whose weights file holds garbage
+        lambda arch, junk: json.dumps({
+            "format": "repurpose-model/2", "weights": "model.safetensors", "params": {},
+            "dims": {"visual": 4, "audio": 4, "text": 4}, "features": {},
+            "model": {"arch": arch, "config": {}}}).encode() + b"\n" * (junk % 2),
+        st.sampled_from(["mmct", "linear", "tal", "nope"]), st.integers(0, 1)),
+)
+
+
+@SETTINGS
+@given(MODEL_JSON, st.binary(max_size=64))
+def test_clip_refuses_any_bad_model_folder_cleanly(model_json: bytes, weights: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model = root / "model"
+        model.mkdir()
+        (model / "model.json").write_bytes(model_json)
+        (model / "model.safetensors").write_bytes(weights)
+        video = root / "talk.mp4"
+        video.write_bytes(b"\0" * 16)  # never reached: the model folder is checked first
+        out = root / "out"
+        code, err = _call(["clip", str(video), "--model", str(model), "--out", str(out)])
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+        assert str(model) in lines[0]
+        assert not any(p.is_file() for p in out.rglob("*")) if out.exists() else True
