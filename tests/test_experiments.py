@@ -131,7 +131,7 @@ def test_experiment_reruns_from_train_and_exp_show_fits_160_columns(tmp_path: Pa
     cut = only.find("…")
     assert cut == -1 or all(only.find(f" {m} ") < cut for m in (*moved, "train.lr")), only
 
-    diff = dvc(["metrics", "diff", "HEAD"], repo)
+    diff = dvc(["metrics", "diff", "HEAD", "--all"], repo)  # --all: unchanged ones too
     assert "failed to load" not in diff and "metrics/headline.json" in diff
     plots = dvc(["plots", "diff", "HEAD", "--json"], repo)
     assert "failed to load" not in plots and "models/curves.csv" in plots
