@@ -161,7 +161,7 @@ def test_find_local_and_config_errors(tmp_path: Path, source_video: Path) -> Non
 
 
 def test_records_roundtrip_and_unreadable_record(tmp_path: Path) -> None:
-    row = L.LedgerRow("abcdefghijk", "ok", bytes=3, sha256="x", file="abcdefghijk.mp4").stamped()
+    row = L.LedgerRow("abcdefghijk", "ok", bytes=3, sha256="x", file="abcdefghijk.mp4")
     L.write_record(tmp_path, row)
     assert L.read_record(tmp_path, "abcdefghijk") == row
     L.record_path(tmp_path, "abcdefghijk").write_text("{not json", encoding="utf-8")

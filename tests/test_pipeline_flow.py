@@ -26,7 +26,8 @@ def test_pipeline_flow_reproduces_and_pushes(prefect_server, repo_copy, tmp_path
     assert "push" in summary
     pushed = [p for p in remote.rglob("*") if p.is_file()]
     assert pushed, "dvc push sent nothing to the remote"
-    status = subprocess.run([dvc, "status", "--cloud"], cwd=repo_copy, capture_output=True,
+    status = subprocess.run([dvc, "status", "--cloud", "--with-deps", "prepare"], cwd=repo_copy,
+                            capture_output=True,
                             text=True, check=True).stdout
     assert "in sync" in status
     # with the local cache and outputs gone (as on a teammate's machine), pull restores them

@@ -334,7 +334,7 @@ def _finish(
         requested_end=job.end,
         source=job.config.source,
         file=name,
-    ).stamped()
+    )
 
 
 def _failed_row(job: Job, failure: DownloadFailure, attempts: int, out: Path) -> L.LedgerRow:
@@ -350,7 +350,7 @@ def _failed_row(job: Job, failure: DownloadFailure, attempts: int, out: Path) ->
         source_offset=job.start,
         requested_end=job.end,
         source=job.config.source,
-    ).stamped()
+    )
 
 
 def failed_outcome(job: Job, exc: BaseException) -> Outcome:
@@ -365,7 +365,7 @@ def failed_outcome(job: Job, exc: BaseException) -> Outcome:
         source_offset=job.start,
         requested_end=job.end,
         source=job.config.source,
-    ).stamped()
+    )
     with contextlib.suppress(OSError):
         L.write_record(job.out_dir, row)
     return Outcome(row, "failed")

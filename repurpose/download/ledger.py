@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,7 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("requested_end", pa.float64(), nullable=False),  # absolute hull end asked for
         pa.field("source", pa.string(), nullable=False),  # youtube | url | local
         pa.field("file", pa.string(), nullable=False),  # file name beside the ledger, "" if none
-        pa.field("updated_at", pa.string(), nullable=False),  # ISO 8601, UTC
+        # no wall-clock column: the ledger is a DVC output and must be bit-reproducible
     ]
 )
 
@@ -81,7 +80,6 @@ class LedgerRow:
     requested_end: float = 0.0
     source: str = ""
     file: str = ""
-    updated_at: str = ""
 
     @property
     def ok(self) -> bool:
@@ -104,15 +102,6 @@ class LedgerRow:
         if row.status not in STATUSES:
             raise ValueError(f"{row.youtube_id}: unknown status {row.status!r}")
         return row
-
-    def stamped(self) -> LedgerRow:
-        """This row with updated_at set to now."""
-        return replace(self, updated_at=now_iso())
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
 
 def video_file_name(youtube_id: str) -> str:
     """`<youtube_id>.mp4`, after checking the id is safe in a path."""

@@ -38,7 +38,7 @@ def plan(
                 error_category="invalid_id",
                 error_message="youtube_id is not 11 characters of [A-Za-z0-9_-]",
                 source=cfg.source,
-            ).stamped()
+            )
             continue
         if vid in seen:
             log.warning("download: %s appears twice in %s; using its first row", vid, videos_path)
@@ -54,7 +54,7 @@ def plan(
                 source_offset=start,
                 requested_end=end,
                 source=cfg.source,
-            ).stamped()
+            )
             continue
         jobs.append(
             Job(

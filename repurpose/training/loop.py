@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 BEST_WEIGHTS = "model.safetensors"
 CURVES = "curves.csv"
 CURVE_COLUMNS = ("epoch", "lr", "train_loss", "train_cls", "train_reg", "train_align",
-                 "val_loss", "val_precision", "val_recall", "val_f1", "val_map", "best",
-                 "seconds")
+                 "val_loss", "val_precision", "val_recall", "val_f1", "val_map", "best")
+# no wall-clock column: curves.csv and model.json are DVC outputs and must be bit-reproducible
 
 
 class TrainingInterrupted(RuntimeError):
@@ -306,7 +306,6 @@ def _validate_and_save(trainer: Trainer, row: dict, cfg: TrainConfig,
         log.warning("no usable val windows: keeping the last epoch as the model")
         improved = True
     row["best"] = int(improved)
-    row["seconds"] = round(seconds, 3)
     if improved:
         checkpoint.save_weights(out / BEST_WEIGHTS, model.state_dict())
         result.best = {k: v for k, v in row.items() if k != "best"}
