@@ -63,6 +63,9 @@ def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
     dataset = require(section, "dataset", str, SECTION)
     parsed = load_splits(args.splits_dir, split_names(section))
     entries = [e for p in parsed for e in p.unique_entries()]
+    if not entries:  # valid files, but nothing to prepare (and nothing to summarise)
+        raise UserError(f"{', '.join(str(p.path) for p in parsed)}: no windows in these split "
+                        f"files, nothing to prepare")
     summary = summarize(parsed)
     videos = videos_needed(entries)
     out = Path(args.out)

@@ -165,3 +165,15 @@ def test_an_empty_split_file_is_valid_and_says_there_is_nothing(tmp_path, capsys
     assert cli_main(["validate", str(empty)]) == 0  # was a ValueError traceback (found by fuzz)
     out = capsys.readouterr().out
     assert "0 windows" in out and "nothing to summarise" in out
+
+
+def test_prepare_of_empty_split_files_is_one_clear_error(tmp_path, capsys):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    for name in ("train", "val", "test"):
+        (splits / f"{name}.json").write_text("[]")
+    out = tmp_path / "out"
+    assert cli_main(["prepare", "--no-prefect", "--splits-dir", str(splits), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no windows in these split files" in err and "Traceback" not in err
+    assert not (out / "windows.parquet").exists()
