@@ -173,7 +173,8 @@ def test_prepare_of_empty_split_files_is_one_clear_error(tmp_path, capsys):
     for name in ("train", "val", "test"):
         (splits / f"{name}.json").write_text("[]")
     out = tmp_path / "out"
-    assert cli_main(["prepare", "--no-prefect", "--splits-dir", str(splits), "--out", str(out)]) == 2
+    argv = ["prepare", "--no-prefect", "--splits-dir", str(splits), "--out", str(out)]
+    assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert "no windows in these split files" in err and "Traceback" not in err
     assert not (out / "windows.parquet").exists()
