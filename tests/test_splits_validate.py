@@ -159,12 +159,13 @@ def test_prepare_writes_windows_and_videos_tables(tmp_path):
     assert summary["duplicates"] == {"train": 1, "val": 0, "test": 0}
 
 
-def test_an_empty_split_file_is_valid_and_says_there_is_nothing(tmp_path, capsys):
+def test_an_empty_split_file_is_one_clear_error(tmp_path, capsys):
     empty = tmp_path / "val.json"
     empty.write_text("[]")
-    assert cli_main(["validate", str(empty)]) == 0  # was a ValueError traceback (found by fuzz)
-    out = capsys.readouterr().out
-    assert "0 windows" in out and "nothing to summarise" in out
+    assert cli_main(["validate", str(empty)]) == 2  # was a ValueError traceback (found by fuzz)
+    err = capsys.readouterr().err
+    assert "no windows in these split files" in err and str(empty) in err
+    assert "Traceback" not in err
 
 
 def test_prepare_of_empty_split_files_is_one_clear_error(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from repurpose.errors import UserError
 from repurpose.splits.schema import Problem, SplitValidationError, load_split
 from repurpose.splits.summary import summarize
 
@@ -27,9 +28,9 @@ def main(args: argparse.Namespace) -> int:
         raise SplitValidationError(problems)
     for p in parsed:
         print(f"{p.path}: ok, {len(p.entries):,} windows ({len(p.duplicates)} duplicates)")
-    if not any(p.entries for p in parsed):  # valid, but nothing to summarise
-        print("no windows in these files: nothing to summarise")
-        return 0
+    if not any(p.entries for p in parsed):  # well-formed, but no window: as prepare, refuse
+        raise UserError(f"{', '.join(str(p.path) for p in parsed)}: no windows in these split "
+                        f"files, nothing to summarise")
     for line in summarize(parsed).lines():
         print(line)
     return 0
