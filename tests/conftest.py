@@ -144,3 +144,15 @@ def clip_kit(tmp_path_factory: pytest.TempPathFactory) -> dict:
     params, model = build_model(root)
     return {"root": root, "params": params, "model": model,
             "video": make_input(root / "talk.mp4")}
+
+
+@pytest.fixture
+def one_torch_thread():  # noqa: ANN201
+    """One intra-op torch thread for the test (small models run several times faster so on a
+    busy 2-core CPU); the previous count is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

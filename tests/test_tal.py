@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -20,13 +19,7 @@ DIMS = {"visual": 12, "audio": 20, "text": 8}
 SMALL = TalConfig(d_model=32, n_heads=4, levels=4, window=5, ffn_dim=64, head_layers=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: these small models run ~8x faster so on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models: one thread is faster
 
 
 def _inputs(b: int, t: int, seed: int = 0) -> dict[str, torch.Tensor]:
