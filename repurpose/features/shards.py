@@ -13,6 +13,10 @@ Rows are sorted by (`youtube_id`, `t`), one row group per video. File metadata (
 and the row-group index `videos` (youtube_id per row group) so one video is read without a scan.
 Optionally a second key (`repurpose.keys`) maps each video to the cache key of the result it
 holds, so a writer can tell an up-to-date shard from a stale one without reading its rows.
+
+Only `youtube_id` is dictionary-encoded: a dictionary over float16 vectors never fits, and
+pyarrow's fallback made one row group ~10x slower to decode (benchmarks/loader.py). Readers
+read only `t` and `embedding`; shards written the old way still read, just slower.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ META_KEY = b"repurpose"
 VIDEO_KEYS_KEY = b"repurpose.keys"
 SHARD_GLOB = "part-*.parquet"
 DTYPES = {"float16": np.float16, "float32": np.float32}
+WRITER_OPTIONS: dict = {"use_dictionary": ["youtube_id"]}  # pq.ParquetWriter keyword arguments
+READ_COLUMNS = ["t", "embedding"]
 
 
 class ShardError(UserError):
@@ -97,7 +103,7 @@ def write_shard(path: str | os.PathLike[str], videos: Sequence[VideoFeatures],
         metadata[VIDEO_KEYS_KEY] = json.dumps(dict(sorted(video_keys.items()))).encode()
     schema = meta.schema().with_metadata(metadata)
     np_dtype = DTYPES[meta.dtype]
-    with io.atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with io.atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **WRITER_OPTIONS) as writer:
         for v in ordered:
             if v.embedding.shape[1] != meta.dim:
                 raise ValueError(f"{v.youtube_id}: dim {v.embedding.shape[1]} != {meta.dim}")
@@ -176,7 +182,7 @@ class FeatureStore:
     def read(self, youtube_id: str) -> VideoFeatures:
         """All vectors of one video (KeyError if absent)."""
         path, group = self._index[1][youtube_id]
-        table = pq.ParquetFile(path).read_row_group(group)
+        table = pq.ParquetFile(path).read_row_group(group, columns=READ_COLUMNS)
         return _to_video(youtube_id, table, self.meta.dim)
 
     def read_many(self, youtube_ids: Iterable[str]) -> dict[str, VideoFeatures]:
