@@ -55,6 +55,13 @@ _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float),
                                                "str": str}
 
 
+def _as_float(value: Any) -> Any:
+    """A number as float; anything else unchanged (the dataclass's own check names it)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def config_from_section(cls: type, section: Any, where: str) -> Any:
     """The frozen dataclass `cls` from a params section: every field required, no unknown key,
     types checked (`int`, `float`, `bool`, `str`, `tuple[...]` from a list); `where` names the
@@ -72,7 +79,8 @@ def config_from_section(cls: type, section: Any, where: str) -> Any:
         kind = str(f.type)
         if kind.startswith("tuple"):
             value = require(section, f.name, list, where)
-            values[f.name] = tuple(value)
+            values[f.name] = tuple(_as_float(v) if kind == "tuple[float, ...]" else v
+                                   for v in value)
             continue
         value = require(section, f.name, _KINDS.get(kind, object), where)
         values[f.name] = float(value) if kind == "float" else value

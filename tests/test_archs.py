@@ -58,7 +58,7 @@ def test_each_arch_overfits_a_tiny_planted_set(arch: str, planted, tmp_path: Pat
     spec = bench_specs(Budget(d_model=32))[arch]
     cfg = TrainConfig(seed=0, epochs=50 if arch == "mmct" else 30, warmup_epochs=1, batch_size=1,
                       lr=1e-2 if arch == "linear" else 3e-3, grad_clip=1.0,
-                      select_metric="map", device="cpu")
+                      patience=0, select_metric="map", device="cpu")
     post = PostprocessConfig(decoder="runs", smooth=5, cap=False)
     train_model(spec, cfg, post, (0.5, 0.6, 0.7, 0.8, 0.9), planted.windows, planted.features,
                 planted.ledger, tmp_path, val_split="train", resume=False)

@@ -57,7 +57,10 @@ def test_config_defaults_and_validation() -> None:
     explicit = TalConfig(levels=3, regression_ranges=(10.0, 20.0))
     assert explicit.ranges() == [(0.0, 10.0), (10.0, 20.0), (20.0, math.inf)]
     assert TalConfig.from_section(cfg.to_dict()) == cfg
-    assert TalConfig.from_section({"levels": 3, "regression_ranges": [10, 20]}) == explicit
+    full = {**TalConfig().to_dict(), "levels": 3, "regression_ranges": [10, 20]}
+    assert TalConfig.from_section(full) == explicit  # ints in the list read as seconds
+    with pytest.raises(ParamsError, match=r"params model\.tal\.window: missing"):
+        TalConfig.from_section({k: v for k, v in full.items() if k != "window"})
     for bad in ({"window": 4}, {"d_model": 30, "n_heads": 4}, {"levels": 0},
                 {"centre_radius": 0.0}, {"dropout": 1.0},
                 {"levels": 3, "regression_ranges": (5.0,)},
@@ -65,7 +68,7 @@ def test_config_defaults_and_validation() -> None:
         with pytest.raises(ParamsError, match=r"params model\.tal\."):
             TalConfig(**bad)
     with pytest.raises(ParamsError, match="unknown"):
-        TalConfig.from_section({"nope": 1})
+        TalConfig.from_section({**full, "nope": 1})
 
 
 def test_shapes_and_padding_invariance() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from repurpose.evaluation.evaluator import DEFAULT_BUCKETS
 from repurpose.evaluation.metrics import THRESHOLDS
-from repurpose.params import ParamsError, require
+from repurpose.params import ParamsError, config_from_section
 
 SECTION = "evaluate"
 
@@ -22,22 +22,23 @@ class EvaluateConfig:
     baseline_seed: int = 0
     baseline_draws: int = 5
 
+    def __post_init__(self) -> None:
+        if not self.thresholds or not all(_number(t) and 0 < t <= 1 for t in self.thresholds):
+            raise ParamsError(f"params {SECTION}.thresholds: expected numbers in (0, 1], "
+                              f"got {list(self.thresholds)!r}")
+        edges = list(self.length_buckets)
+        if not all(_number(e) and e > 0 for e in edges) or sorted(edges) != edges:
+            raise ParamsError(f"params {SECTION}.length_buckets: expected increasing positive "
+                              f"seconds, got {edges!r}")
+        if self.baseline_draws < 1:
+            raise ParamsError(f"params {SECTION}.baseline_draws: must be >= 1")
+
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> EvaluateConfig:
         """Read and check the `evaluate` section (every key required)."""
-        thresholds = require(section, "thresholds", list, SECTION)
-        if not thresholds or not all(isinstance(t, int | float) and not isinstance(t, bool)
-                                     and 0 < t <= 1 for t in thresholds):
-            raise ParamsError(f"params {SECTION}.thresholds: expected numbers in (0, 1], "
-                              f"got {thresholds!r}")
-        edges = require(section, "length_buckets", list, SECTION)
-        if not all(isinstance(e, int | float) and not isinstance(e, bool) and e > 0
-                   for e in edges) or sorted(edges) != edges:
-            raise ParamsError(f"params {SECTION}.length_buckets: expected increasing positive "
-                              f"seconds, got {edges!r}")
-        seed = require(section, "baseline_seed", int, SECTION)
-        draws = require(section, "baseline_draws", int, SECTION)
-        if draws < 1:
-            raise ParamsError(f"params {SECTION}.baseline_draws: must be >= 1")
-        return cls(tuple(float(t) for t in thresholds), tuple(float(e) for e in edges),
-                   seed, draws)
+        return config_from_section(cls, dict(section), SECTION)
+
+
+def _number(value: Any) -> bool:
+    """True for an int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from repurpose.params import ParamsError, require
+from repurpose.params import ParamsError, config_from_section
 
 SECTION = "model.mmct"
 MODALITIES = ("visual", "audio", "text")  # text feeds the caption enhancement of the other two
@@ -65,18 +65,8 @@ class ModelConfig:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> ModelConfig:
-        """Read the `model` section; every key is required, unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ParamsError(f"params {SECTION}: unknown key(s) {', '.join(unknown)}")
-        kinds = {"int": int, "float": (int, float), "bool": bool, "str": str}
-        values = {f.name: require(section, f.name, kinds[f.type], SECTION) for f in fields(cls)}
-        values["dropout"] = float(values["dropout"])
-        values["input_dropout"] = float(values["input_dropout"])
-        values["reg_scale"] = float(values["reg_scale"])
-        values["pos_scale"] = float(values["pos_scale"])
-        return cls(**values)
+        """Read the `model.mmct` section; every key is required, unknown keys are an error."""
+        return config_from_section(cls, dict(section), SECTION)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready), the same keys as the params section."""

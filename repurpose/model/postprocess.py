@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from repurpose.params import ParamsError, require
+from repurpose.params import ParamsError, config_from_section
 
 SECTION = "postprocess"
 DECODER_KEYS = ("regression", "runs", "hybrid")  # see repurpose.model.decoders
@@ -63,16 +63,8 @@ class PostprocessConfig:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> PostprocessConfig:
-        """Read the `postprocess` section (every key required)."""
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ParamsError(f"params {SECTION}: unknown key(s) {', '.join(unknown)}")
-        kinds = {"int": int, "float": (int, float), "bool": bool, "str": str}
-        values = {}
-        for f in fields(cls):
-            value = require(section, f.name, kinds[f.type], SECTION)
-            values[f.name] = float(value) if f.type == "float" else value
-        return cls(**values)
+        """Read the `postprocess` section (every key required, unknown keys are an error)."""
+        return config_from_section(cls, dict(section), SECTION)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, the same keys as the params section."""

@@ -72,7 +72,7 @@ from torch import Tensor, nn
 
 from repurpose.model.base import ArchOutput
 from repurpose.model.losses import LossConfig, diou_loss_1d, sigmoid_focal_loss
-from repurpose.params import ParamsError
+from repurpose.params import ParamsError, config_from_section
 
 SECTION = "model.tal"
 MODALITIES = ("visual", "audio", "text")
@@ -82,12 +82,12 @@ MODALITIES = ("visual", "audio", "text")
 class TalConfig:
     """Sizes and assignment/loss knobs of the `tal` arch (the `model.tal` params section)."""
 
-    d_model: int = 128  # width of every level
+    d_model: int = 64  # width of every level
     n_heads: int = 4  # attention heads (d_model must be a multiple)
     levels: int = 6  # pyramid levels, strides 1, 2, 4, ... seconds
     blocks_per_level: int = 1  # local self-attention + FFN blocks at each level
     window: int = 19  # local attention window (steps, odd) per level
-    ffn_dim: int = 256  # FFN hidden width
+    ffn_dim: int = 128  # FFN hidden width
     dropout: float = 0.0  # attention/FFN dropout
     centre_radius: float = 1.5  # centre sampling: positives within radius * stride of the centre
     w_frame: float = 0.2  # weight of the per-second "inside a clip" focal loss (level 0)
@@ -154,21 +154,11 @@ class TalConfig:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> TalConfig:
-        """Read the `model.tal` section: keys optional (defaults), unknown keys an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ParamsError(f"params {SECTION}: unknown key(s) {', '.join(unknown)}")
-        values = dict(section)
-        if "regression_ranges" in values:
-            if not isinstance(values["regression_ranges"], (list, tuple)):
-                raise ParamsError(f"params {SECTION}.regression_ranges: expected a list")
-            values["regression_ranges"] = tuple(values["regression_ranges"])
-        for f in fields(cls):
-            v = values.get(f.name)
-            if f.type == "float" and isinstance(v, int) and not isinstance(v, bool):
-                values[f.name] = float(v)
-        return cls(**values)
+        """Read the `model.tal` section (every key required, unknown keys are an error)."""
+        section = dict(section)
+        if isinstance(section.get("regression_ranges"), tuple):  # from to_dict() or Python
+            section["regression_ranges"] = list(section["regression_ranges"])
+        return config_from_section(cls, section, SECTION)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready), the same keys as the params section."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from repurpose.model.losses import LossConfig
-from repurpose.params import ParamsError, require
+from repurpose.params import ParamsError, config_from_section
 
 SECTION = "train"
 SELECT = ("map", "precision", "f1", "recall", "loss")
@@ -18,14 +18,14 @@ class TrainConfig:
     """Optimisation, schedule, loss weights, device and data loading."""
 
     seed: int = 0
-    epochs: int = 40
+    epochs: int = 30
     warmup_epochs: int = 2
     batch_size: int = 2
-    patience: int = 0  # stop after this many epochs without a better val metric; 0 = never
+    patience: int = 5  # stop after this many epochs without a better val metric; 0 = never
     optimizer: str = "adam"  # adam (reference: L2 weight decay) | adamw
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    grad_clip: float = 0.0  # max gradient norm; 0 = off (reference)
+    grad_clip: float = 1.0  # max gradient norm; 0 = off (reference)
     w_cls: float = 0.2
     w_reg: float = 0.8
     focal_alpha: float = 0.7
@@ -57,15 +57,7 @@ class TrainConfig:
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> TrainConfig:
         """Read the `train` section (every key required, unknown keys are an error)."""
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ParamsError(f"params {SECTION}: unknown key(s) {', '.join(unknown)}")
-        kinds = {"int": int, "float": (int, float), "str": str}
-        values = {}
-        for f in fields(cls):
-            value = require(section, f.name, kinds[f.type], SECTION)
-            values[f.name] = float(value) if f.type == "float" else value
-        return cls(**values)
+        return config_from_section(cls, dict(section), SECTION)
 
     def loss(self) -> LossConfig:
         """The loss part."""
