@@ -159,6 +159,6 @@ def _progress(total: int):  # noqa: ANN202 - a tqdm bar or a stand-in
 
 
 if __name__ == "__main__":  # `python -m stages.download ...`: no Prefect, serial unless told
-    from repurpose.cli import main as cli_main
+    from repurpose.stage_registry import run_standalone
 
-    sys.exit(cli_main(["download", "--no-prefect", "--task-runner", "serial", *sys.argv[1:]]))
+    sys.exit(run_standalone("download", add_arguments, main))

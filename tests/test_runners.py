@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from repurpose.cli import Orchestration
 from repurpose.errors import PermanentError
+from repurpose.orchestration import Orchestration
 from repurpose.runner import local_mapper, serial_map
 
 from .runner_fns import die_once, flaky, square_with_pid
@@ -79,3 +80,38 @@ def test_dask_and_threads_give_the_same_results(api):
 
 def _square_item(item: tuple[int]) -> tuple[int, int]:
     return square_with_pid(item[0])
+
+
+@pytest.mark.slow
+def test_batched_prefect_tasks_keep_per_video_retries_and_failures(api, tmp_path):
+    import httpx
+    from prefect import flow
+    from prefect.runtime import flow_run
+
+    from flows.runners import batches, prefect_mapper, task_runner_for
+
+    assert batches([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+    orch = Orchestration(prefect=True, task_runner="threads", workers=2, retries=2, batch_size=2)
+    items = [(x, str(tmp_path)) for x in range(5)]
+
+    @flow(name="batch-test")
+    def run():
+        out = list(prefect_mapper(orch)(flaky, items, key=lambda i: f"item-{i[0]}"))
+        return str(flow_run.id), out
+
+    run_id, out = run.with_options(task_runner=task_runner_for(orch))()
+    results = {item[0]: result for item, result in out}
+    assert sorted(results) == [0, 1, 2, 3, 4]
+    assert results[0] == 0 and results[1] == 10 and results[2] == 20 and results[4] == 40
+    assert isinstance(results[3], PermanentError)  # recorded for that video only, not retried
+    assert all((tmp_path / f"tried-{x}").exists() for x in (0, 1, 2, 4))
+    body = {"flow_runs": {"id": {"any_": [run_id]}}}
+    deadline = time.monotonic() + 60
+    while True:  # the server records task runs from events, a moment after the flow ends
+        runs = httpx.post(f"{api}/task_runs/filter", json=body, timeout=30).json()
+        if len(runs) >= 3 and all(r["state_type"] == "COMPLETED" for r in runs):
+            break
+        assert time.monotonic() < deadline, runs
+        time.sleep(1)
+    assert sorted(r["name"] for r in runs) == [
+        "batch 1/3: item-0..item-1 (2)", "batch 2/3: item-2..item-3 (2)", "batch 3/3: item-4 (1)"]
