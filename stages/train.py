@@ -23,11 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
     """Train and print where the best model is."""
     del mapper  # one training process; multi-process goes through torchrun
-    from repurpose.training.run import train_from_params
+    from repurpose.params import load_params
+    from repurpose.training.run import train_from_settings, train_settings
 
-    result = train_from_params(args.params, args.windows, args.features, args.ledger, args.out,
-                               train_split=args.train_split, val_split=args.val_split,
-                               resume=args.resume, arch=args.arch)
+    settings = train_settings(load_params(args.params), args.arch)  # parsed once, here
+    result = train_from_settings(settings, args.windows, args.features, args.ledger, args.out,
+                                 train_split=args.train_split, val_split=args.val_split,
+                                 resume=args.resume)
     best = result.best
     scores = ", ".join(f"{k} {best[k]:.4f}" for k in ("val_map", "val_precision", "val_loss")
                        if k in best)

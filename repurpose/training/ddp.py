@@ -50,16 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of each torchrun process."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from repurpose.training.run import distributed_env, train_from_params
+    from repurpose.params import load_params
+    from repurpose.training.run import distributed_env, train_from_settings, train_settings
 
     world, rank, _ = distributed_env()
     if rank != 0:
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        result = train_from_params(args.params, args.windows, args.features, args.ledger,
-                                   args.out, train_split=args.train_split,
-                                   val_split=args.val_split, resume=args.resume,
-                                   arch=args.arch)
+        settings = train_settings(load_params(args.params), args.arch)
+        result = train_from_settings(settings, args.windows, args.features, args.ledger,
+                                     args.out, train_split=args.train_split,
+                                     val_split=args.val_split, resume=args.resume)
     except UserError as exc:
         print(f"error (rank {rank}): {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Training from a params file and paths: what `repurpose train` and the torchrun entry call.
+"""Training from parsed settings and paths: what `repurpose train` and the torchrun entry call.
 
 Reads params sections `model`, `train`, `postprocess` and `evaluate.thresholds`. Writes under
 `out/`: `model.safetensors` (best epoch on val), `model.json` (config, feature backends and
@@ -12,7 +12,8 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,12 @@ import torch
 
 from repurpose import io
 from repurpose.errors import UserError
-from repurpose.evaluation.metrics import THRESHOLDS
+from repurpose.evaluation.config import EvaluateConfig
 from repurpose.features.shards import shard_paths
 from repurpose.model.config import MODALITIES
 from repurpose.model.postprocess import PostprocessConfig
 from repurpose.model.registry import ModelSpec
-from repurpose.params import load_params, load_section
+from repurpose.params import ParamsError
 from repurpose.training import checkpoint
 from repurpose.training.config import TrainConfig
 from repurpose.training.dataset import WindowDataset
@@ -69,14 +70,6 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
-def thresholds_from(params: dict) -> tuple[float, ...]:
-    """`evaluate.thresholds` if the section exists, else 0.5..0.9."""
-    section = params.get("evaluate")
-    if isinstance(section, dict) and isinstance(section.get("thresholds"), list):
-        return tuple(float(t) for t in section["thresholds"])
-    return THRESHOLDS
-
-
 def feature_info(modalities: dict[str, ModalityIndex | None], features: Path) -> dict[str, dict]:
     """Backend identity and dims per modality; a clear error if a modality has no shards."""
     missing = [m for m in MODALITIES if modalities.get(m) is None]
@@ -92,19 +85,36 @@ def distributed_env() -> tuple[int, int, int]:
             int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def train_from_params(params_path: str | os.PathLike[str], windows: str | os.PathLike[str],
-                      features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
-                      out: str | os.PathLike[str], *, train_split: str = "train",
-                      val_split: str = "val", resume: bool = True,
-                      stop_after_steps: int | None = None, arch: str | None = None) -> FitResult:
-    """Train per the params file (`arch` overrides `model.arch`); write the outputs."""
-    params = load_params(params_path)
-    return train_model(
-        ModelSpec.from_section(load_section(params_path, "model"), arch),
-        TrainConfig.from_section(load_section(params_path, "train")),
-        PostprocessConfig.from_section(load_section(params_path, "postprocess")),
-        thresholds_from(params), windows, features, ledger, out, train_split=train_split,
-        val_split=val_split, resume=resume, stop_after_steps=stop_after_steps)
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything `train` reads from params.yaml, parsed once at the stage edge."""
+
+    model: ModelSpec
+    train: TrainConfig
+    post: PostprocessConfig
+    thresholds: tuple[float, ...]  # evaluate.thresholds: the val metrics choosing the best epoch
+
+
+def train_settings(params: Mapping[str, Any], arch: str | None = None) -> TrainSettings:
+    """The sections `model`, `train`, `postprocess`, `evaluate` of a loaded params file;
+    `arch` overrides `model.arch`."""
+    def section(name: str) -> Any:
+        if not isinstance(params.get(name), dict):
+            raise ParamsError(f"params: missing section '{name}'")
+        return params[name]
+
+    return TrainSettings(ModelSpec.from_section(section("model"), arch),
+                         TrainConfig.from_section(section("train")),
+                         PostprocessConfig.from_section(section("postprocess")),
+                         EvaluateConfig.from_section(section("evaluate")).thresholds)
+
+
+def train_from_settings(settings: TrainSettings, windows: str | os.PathLike[str],
+                        features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
+                        out: str | os.PathLike[str], **kwargs: Any) -> FitResult:
+    """`train_model` with the parsed settings (keyword arguments as there)."""
+    return train_model(settings.model, settings.train, settings.post, settings.thresholds,
+                       windows, features, ledger, out, **kwargs)
 
 
 def train_model(model_spec: ModelSpec, train_cfg: TrainConfig, post: PostprocessConfig,
@@ -222,3 +232,14 @@ def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "
         raise UserError(f"{weights}: cannot load these weights into the "
                         f"{spec.arch} model ({str(exc)[:160]})") from None
     return net.to(device).eval(), info
+
+
+def train_from_params(params_path: str | os.PathLike[str], windows: str | os.PathLike[str],
+                      features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
+                      out: str | os.PathLike[str], arch: str | None = None,
+                      **kwargs: Any) -> FitResult:
+    """Transitional: parse the params file once and train (tests move to `train_settings`)."""
+    from repurpose.params import load_params
+
+    return train_from_settings(train_settings(load_params(params_path), arch), windows,
+                               features, ledger, out, **kwargs)
