@@ -34,7 +34,23 @@ PARAMS = """download:
   cookies_file: null
   max_failed_fraction: 0.5
   deadline: 120
+  cut: {cut}
 """
+GOP = 2.0  # make_video's keyframe interval (s)
+
+
+def check_range(row: L.LedgerRow, path: Path, cut: str, start: float, stop: float) -> None:
+    """The file covers [start, stop] of the source: exactly when re-encoded; from the keyframe
+    before `start` (within one GOP) when stream-copied, with that start in the row."""
+    duration = probe(path).duration
+    assert (row.requested_start, row.cut) == (start, cut)
+    if cut == "reencode":
+        assert row.source_offset == start
+        assert abs(duration - (stop - start)) <= 0.1  # exact cut
+    else:
+        assert start - GOP - 0.05 <= row.source_offset <= start, row
+        assert abs(row.source_offset + duration - stop) <= 0.1, (row, duration)
+    assert abs(row.duration - duration) < 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +58,13 @@ def source_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("src") / "src.mp4", duration=20.0)
 
 
-def setup(tmp: Path, src: Path, have: list[str], table: dict[str, tuple[float, float]]):  # noqa: ANN201
+def setup(tmp: Path, src: Path, have: list[str], table: dict[str, tuple[float, float]],  # noqa: ANN201
+          cut: str = "copy"):
     local = tmp / "local"
     local.mkdir(exist_ok=True)
     for vid in have:
         shutil.copyfile(src, local / f"{vid}.mp4")
-    (tmp / "params.yaml").write_text(PARAMS, encoding="utf-8")
+    (tmp / "params.yaml").write_text(PARAMS.format(cut=cut), encoding="utf-8")
     write_videos_table(
         tmp / "videos.parquet",
         [VideoRanges(v, (hull,), ("test",), 1) for v, hull in table.items()],
@@ -58,28 +75,28 @@ def setup(tmp: Path, src: Path, have: list[str], table: dict[str, tuple[float, f
     )
 
 
+@pytest.mark.parametrize("cut", ["copy", "reencode"])
 def test_local_cuts_reuse_refetch_and_drop(
-    tmp_path: Path, source_video: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, source_video: Path, capsys: pytest.CaptureFixture, cut: str
 ) -> None:
     table = {
         "local000001": (5.0, 12.0),  # inside the 20 s file
         "local000002": (15.0, 25.0),  # runs past the end: what exists is recorded
         "missing0001": (0.0, 5.0),  # no file
     }
-    args = setup(tmp_path, source_video, ["local000001", "local000002"], table)
+    args = setup(tmp_path, source_video, ["local000001", "local000002"], table, cut)
     assert stage.main(args, serial_map) == 0  # 1 of 3 failed: under 0.5
     out = tmp_path / "out"
     rows = {r.youtube_id: r for r in L.read_ledger(out / L.LEDGER_NAME)}
 
     one = rows["local000001"]
-    assert (one.status, one.source) == ("ok", "local")
-    assert (one.source_offset, one.requested_end) == (5.0, 12.0)
-    assert abs(probe(out / "local000001.mp4").duration - 7.0) <= 0.1  # exact cut
+    assert (one.status, one.source, one.requested_end) == ("ok", "local", 12.0)
+    check_range(one, out / "local000001.mp4", cut, 5.0, 12.0)
     assert one.has_audio and (one.width, one.height) == (320, 180)
 
     two = rows["local000002"]
-    assert two.status == "ok" and two.source_offset == 15.0
-    assert abs(two.duration - 5.0) <= 0.1  # the source is shorter than the hull
+    assert two.status == "ok" and two.requested_end == 25.0
+    check_range(two, out / "local000002.mp4", cut, 15.0, 20.0)  # the source ends at 20 s
 
     gone = rows["missing0001"]
     assert (gone.status, gone.error_category, gone.attempts) == ("failed_permanent", "not_found", 1)
@@ -110,8 +127,7 @@ def test_local_cuts_reuse_refetch_and_drop(
     assert "ok 2 (fetched 2, reused 0)" in capsys.readouterr().out
     rows = {r.youtube_id: r for r in L.read_ledger(out / L.LEDGER_NAME)}
     assert set(rows) == {"local000001", "local000002"}
-    assert rows["local000001"].source_offset == 2.0
-    assert abs(probe(out / "local000001.mp4").duration - 8.0) <= 0.1
+    check_range(rows["local000001"], out / "local000001.mp4", cut, 2.0, 10.0)
     assert sha256_file(path) == rows["local000002"].sha256
     assert (out / L.RECORDS_DIR / "missing0001.json").is_file()  # records of dropped videos stay
 
@@ -144,11 +160,20 @@ def test_find_local_and_config_errors(tmp_path: Path, source_video: Path) -> Non
     section = {
         "source": "local", "url_template": None, "format": "b", "retries": 1,
         "backoff_base": 1, "backoff_max": 2, "timeout": 5, "rate_limit_seconds": 0,
-        "cookies_file": None, "max_failed_fraction": 0.2, "deadline": 120,
+        "cookies_file": None, "max_failed_fraction": 0.2, "deadline": 120, "cut": "copy",
     }
     assert DownloadConfig.from_section(section, str(tmp_path)).source == "local"
     with pytest.raises(ParamsError, match="--local-dir"):
         DownloadConfig.from_section(section, None)
+    # repurpose clip reads the same section without the source checks (it fetches a URL)
+    assert DownloadConfig.from_section(section, None, check_source=False).cut == "copy"
+    with pytest.raises(ParamsError, match=r"download\.cut: 'exact' is not one of copy, reencode"):
+        DownloadConfig.from_section({**section, "cut": "exact"}, str(tmp_path))
+    with pytest.raises(ParamsError, match=r"download: unknown key\(s\) retires"):
+        DownloadConfig.from_section({**section, "retires": 3}, str(tmp_path))
+    with pytest.raises(ParamsError, match=r"download\.cut: missing"):
+        DownloadConfig.from_section({k: v for k, v in section.items() if k != "cut"}, None,
+                                    check_source=False)
     with pytest.raises(ParamsError, match="url_template"):
         DownloadConfig.from_section({**section, "source": "url"}, None)
     with pytest.raises(ParamsError, match="source"):

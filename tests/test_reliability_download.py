@@ -94,9 +94,9 @@ def test_local_cut_obeys_the_deadline(tmp_path: Path, av: bytes) -> None:
     long = make_video(local / "longlonglon.mp4", duration=240)
     assert long.is_file()
     write_videos(tmp_path / "videos.parquet", ["longlonglon"], hull=(0.0, 240.0))
-    with LoopbackServer() as srv:
+    with LoopbackServer() as srv:  # the exact cut: 240 s of re-encoding, far past 0.5 s
         write_params(tmp_path / "params.yaml", srv, source="local", deadline=0.5, retries=0,
-                     max_failed_fraction=1)
+                     max_failed_fraction=1, cut="reencode")
     proc = _download(tmp_path, "--local-dir", str(local))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]

@@ -7,14 +7,19 @@ persists its own ledger record before returning. Steps:
 1. reuse: the previous record is ok for the same source and time range, and the file on disk
    still has its size and sha256 -> nothing is fetched;
 2. keep: the previous record failed permanently (same source) -> not retried unless asked;
-3. fetch with retries: each attempt writes under `<out>/.partial/<id>/`, the result is probed
-   and decoded and its length checked, then renamed to `<out>/<id>.mp4` and recorded.
-   Permanent failures stop at once; transient ones back off exponentially with jitter
-   (Retry-After honoured; a rate limit or bot check also pauses the other workers).
-   Attempts and backoff waits together get `download.deadline` seconds per video: each attempt
-   runs in a child process group that is killed when the time is up (`sandbox.py`), whatever
-   the fetch path (yt-dlp, its ffmpeg, the local cut, the probe), and the video is left for the
-   next run as a transient `deadline` failure.
+3. fetch with retries (`retry.py`, the loop `repurpose clip` uses too): each attempt writes
+   under `<out>/.partial/<id>/`, the result is probed and decoded and checked to cover the
+   range, then renamed to `<out>/<id>.mp4` and recorded. Permanent failures stop at once;
+   transient ones back off exponentially with jitter (Retry-After honoured; a rate limit or bot
+   check also pauses the other workers). Attempts and backoff waits together get
+   `download.deadline` seconds per video: each attempt runs in a child process group that is
+   killed when the time is up (`sandbox.py`), whatever the fetch path (yt-dlp, its ffmpeg, the
+   local cut, the probe), and the video is left for the next run as a transient `deadline`
+   failure.
+
+The cut is `download.cut` (`cut.py`): a keyframe-aligned stream copy by default, whose file
+starts at the keyframe before the range (`source_offset`, the first packet time, is recorded),
+or an exact re-encode.
 """
 
 from __future__ import annotations
@@ -22,24 +27,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from repurpose.download import ledger as L
+from repurpose.download.cut import CUTS
 from repurpose.download.errors import (
     DownloadFailure,
     PermanentDownloadError,
     TransientDownloadError,
     classify_exception,
-    retry_delay,
 )
 from repurpose.download.local import cut_local, find_local
 from repurpose.download.ratelimit import RateLimiter
-from repurpose.download.sandbox import run_with_deadline
+from repurpose.download.retry import GaveUp, limiter_key_for_url, with_retries
 from repurpose.download.verify import (
     DURATION_TOLERANCE_S,
     expected_duration,
@@ -47,7 +50,6 @@ from repurpose.download.verify import (
 )
 from repurpose.download.ytdlp import (
     YtdlpSettings,
-    clear_dir,
     fetch_section,
     remote_duration,
     source_url,
@@ -62,8 +64,6 @@ log = logging.getLogger(__name__)
 SECTION = "download"
 SOURCES = ("youtube", "url", "local")
 PARTIAL_DIR = ".partial"
-# Categories that mean "the site wants us to slow down": every worker pauses, not just this one.
-_SLOW_DOWN = frozenset({"rate_limited", "bot_check"})
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,21 @@ class DownloadConfig:
     cookies_file: str | None = None
     max_failed_fraction: float = 0.2
     deadline: float = 600.0
+    cut: str = "copy"
     local_dir: str | None = None
 
     @classmethod
     def from_section(
-        cls, section: Mapping[str, Any], local_dir: str | None = None
+        cls, section: Mapping[str, Any], local_dir: str | None = None, check_source: bool = True
     ) -> DownloadConfig:
-        """Read and check every key of the `download` params section (all are required)."""
+        """Read and check every key of the `download` params section (all are required, no
+        other is allowed). `check_source` False skips the checks of `source`, `url_template`
+        and the local folder (`repurpose clip` fetches the URL it is given)."""
+        if not isinstance(section, Mapping):
+            raise ParamsError(f"params {SECTION}: expected a mapping, got {section!r}")
+        unknown = sorted(set(section) - PARAM_KEYS)
+        if unknown:
+            raise ParamsError(f"params {SECTION}: unknown key(s) {', '.join(map(str, unknown))}")
         num = (int, float)
         opt_str = (str, type(None))
         cfg = cls(
@@ -102,13 +110,16 @@ class DownloadConfig:
             cookies_file=require(section, "cookies_file", opt_str, SECTION),
             max_failed_fraction=float(require(section, "max_failed_fraction", num, SECTION)),
             deadline=float(require(section, "deadline", num, SECTION)),
+            cut=require(section, "cut", str, SECTION),
             local_dir=local_dir,
         )
+        if check_source:
+            cfg.check_source()
         cfg.check()
         return cfg
 
-    def check(self) -> None:
-        """Raise ParamsError for values that cannot work."""
+    def check_source(self) -> None:
+        """Raise ParamsError when `source` cannot be fetched as configured."""
         where = f"params {SECTION}"
         if self.source not in SOURCES:
             raise ParamsError(f"{where}.source: {self.source!r} is not one of {', '.join(SOURCES)}")
@@ -122,6 +133,12 @@ class DownloadConfig:
             raise ParamsError(f"{where}.source is 'local': pass --local-dir with the video files")
         if self.local_dir and self.source == "local" and not Path(self.local_dir).is_dir():
             raise ParamsError(f"--local-dir {self.local_dir}: no such folder")
+
+    def check(self) -> None:
+        """Raise ParamsError for values that cannot work (other than the source's)."""
+        where = f"params {SECTION}"
+        if self.cut not in CUTS:
+            raise ParamsError(f"{where}.cut: {self.cut!r} is not one of {', '.join(CUTS)}")
         if not self.format.strip():
             raise ParamsError(f"{where}.format: empty")
         for name in ("retries", "backoff_base", "backoff_max", "rate_limit_seconds"):
@@ -137,15 +154,20 @@ class DownloadConfig:
             raise ParamsError(f"{where}.cookies_file: {self.cookies_file} is not a file")
 
     def settings(self) -> YtdlpSettings:
-        return YtdlpSettings(
-            format=self.format, timeout=self.timeout, cookies_file=self.cookies_file
-        )
+        """The yt-dlp knobs of this config."""
+        return YtdlpSettings(format=self.format, timeout=self.timeout,
+                             cookies_file=self.cookies_file, cut=self.cut)
 
     def limiter_key(self) -> str:
         """Which requests share a rate limit: all YouTube ones on this machine, or one host."""
         if self.source == "url":
-            return f"url:{urlsplit(self.url_template or '').hostname or ''}"
+            return limiter_key_for_url(self.url_template or "")
         return self.source
+
+
+PARAM_KEYS = frozenset({"source", "url_template", "format", "retries", "backoff_base",
+                        "backoff_max", "timeout", "rate_limit_seconds", "cookies_file",
+                        "max_failed_fraction", "deadline", "cut"})
 
 
 @dataclass(frozen=True)
@@ -193,7 +215,8 @@ def _reusable(prev: L.LedgerRow, job: Job, out: Path) -> bool:
     if not (
         prev.ok
         and prev.source == job.config.source
-        and abs(prev.source_offset - job.start) < 1e-6
+        and prev.cut == job.config.cut
+        and abs(prev.requested_start - job.start) < 1e-6
         and abs(prev.requested_end - job.end) < 1e-6
         and prev.file == L.video_file_name(job.youtube_id)
     ):
@@ -221,73 +244,35 @@ def _fetch_with_retries(job: Job, vid: str, out: Path) -> L.LedgerRow:
         RateLimiter(cfg.rate_limit_seconds, cfg.limiter_key()) if cfg.source != "local" else None
     )
     work = out / PARTIAL_DIR / vid
-    max_attempts = 1 + max(0, cfg.retries)
-    attempt = 0
-    budget = cfg.deadline  # seconds left for attempts and backoff waits (not rate-limit queues)
+
+    def finish(result: tuple[Path, MediaInfo, float], attempts: int) -> L.LedgerRow:
+        return _finish(job, vid, out, *result, attempts)
+
     try:
-        while True:
-            attempt += 1
-            clear_dir(work)
-            work.mkdir(parents=True, exist_ok=True)
-            try:
-                if limiter is not None:
-                    limiter.wait()
-                began = time.monotonic()
-                try:
-                    path, info = run_with_deadline(
-                        _fetch_and_verify, (job, vid, str(work)), budget, vid)
-                finally:
-                    budget -= time.monotonic() - began
-                return _finish(job, vid, out, path, info, attempt)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
-                failure = classify_exception(exc)
-            log.info(
-                "%s: attempt %d failed (%s/%s): %s",
-                vid,
-                attempt,
-                failure.classified.kind,
-                failure.category,
-                failure.message,
-            )
-            if failure.permanent or attempt >= max_attempts:
-                return _failed_row(job, failure, attempt, out)
-            if failure.retry_after is not None and failure.retry_after > cfg.backoff_max:
-                failure.message += (
-                    f" (server asked to retry after {failure.retry_after:g} s, beyond "
-                    f"download.backoff_max={cfg.backoff_max:g}: left for the next run)"
-                )
-                return _failed_row(job, failure, attempt, out)
-            delay = retry_delay(failure, attempt, cfg.backoff_base, cfg.backoff_max)
-            if delay >= budget:
-                failure.message += (
-                    f" (the next try would start past download.deadline={cfg.deadline:g} s: "
-                    "left for the next run)"
-                )
-                return _failed_row(job, failure, attempt, out)
-            if limiter is not None and failure.category in _SLOW_DOWN:
-                limiter.defer(delay)
-            time.sleep(delay)
-            budget -= delay
-    finally:
-        clear_dir(work)
+        return with_retries(cfg, vid, work, _fetch_and_verify, (job, vid, str(work)), finish,
+                            limiter)
+    except GaveUp as gave_up:
+        return _failed_row(job, gave_up.failure, gave_up.attempts, out)
 
 
-def _fetch_and_verify(job: Job, vid: str, work_dir: str) -> tuple[Path, MediaInfo]:
-    """One try (run in the attempt process): fetch or cut into `work_dir`, then verify it."""
+def _fetch_and_verify(job: Job, vid: str, work_dir: str) -> tuple[Path, MediaInfo, float]:
+    """One try (run in the attempt process): fetch or cut into `work_dir`, then verify it.
+    Returns the file, what it holds, and the absolute source second of its t = 0."""
     cfg = job.config
     work = Path(work_dir)
     if cfg.source == "local":
         if not cfg.local_dir:
             raise PermanentDownloadError("download.source is 'local' but no --local-dir", "config")
-        cut = cut_local(find_local(cfg.local_dir, vid), work / f"{vid}.mp4", job.start, job.end)
-        path, source_duration = cut.path, cut.source_duration
-        info = verify_media(path, expected_duration(job.start, job.end, source_duration))
+        cut = cut_local(find_local(cfg.local_dir, vid), work / f"{vid}.mp4", job.start, job.end,
+                        method=cfg.cut)
+        path, first, source_duration = cut.path, cut.start, cut.source_duration
+        info = verify_media(path, expected_duration(first, job.end, source_duration))
     else:
         url = source_url(cfg.source, vid, cfg.url_template)
         fetched = fetch_section(url, vid, job.start, job.end, work, cfg.settings())
-        path, source_duration = fetched.path, fetched.source_duration
+        path, first, source_duration = fetched.path, fetched.start, fetched.source_duration
         info = verify_media(path, expected=None)  # decodable; length checked below
-        expected = expected_duration(job.start, job.end, source_duration)
+        expected = expected_duration(first, job.end, source_duration)
         if (
             info.duration < expected - DURATION_TOLERANCE_S
             and source_duration is None
@@ -295,9 +280,18 @@ def _fetch_and_verify(job: Job, vid: str, work_dir: str) -> tuple[Path, MediaInf
         ):
             # Short: truncated, or the source ends before the range? Ask the source's header.
             source_duration = remote_duration(fetched.media_url, fetched.http_headers, cfg.timeout)
-            expected = expected_duration(job.start, job.end, source_duration)
+            expected = expected_duration(first, job.end, source_duration)
         _check_length(info, expected, source_duration)
-    return path, info
+    _check_start(first, job.start)
+    return path, info, first
+
+
+def _check_start(first: float, start: float) -> None:
+    """The file must not begin after the range it is for (a copy begins at or before it)."""
+    if first > start + DURATION_TOLERANCE_S:
+        raise TransientDownloadError(
+            f"downloaded file starts at {first:.3f} s, after the needed range's start "
+            f"{start:.3f} s", "misaligned")
 
 
 def _check_length(info: MediaInfo, expected: float, source_duration: float | None) -> None:
@@ -312,7 +306,7 @@ def _check_length(info: MediaInfo, expected: float, source_duration: float | Non
 
 
 def _finish(
-    job: Job, vid: str, out: Path, path: Path, info: MediaInfo, attempt: int
+    job: Job, vid: str, out: Path, path: Path, info: MediaInfo, first: float, attempt: int
 ) -> L.LedgerRow:
     """Hash, rename into place (atomic), and build the ok row."""
     digest = sha256_file(path)
@@ -330,9 +324,11 @@ def _finish(
         fps=round(info.fps, 3),
         has_audio=info.has_audio,
         sha256=digest,
-        source_offset=job.start,
+        source_offset=first,
+        requested_start=job.start,
         requested_end=job.end,
         source=job.config.source,
+        cut=job.config.cut,
         file=name,
     )
 
@@ -348,8 +344,10 @@ def _failed_row(job: Job, failure: DownloadFailure, attempts: int, out: Path) ->
         error_message=failure.message,
         attempts=attempts,
         source_offset=job.start,
+        requested_start=job.start,
         requested_end=job.end,
         source=job.config.source,
+        cut=job.config.cut,
     )
 
 
@@ -363,8 +361,10 @@ def failed_outcome(job: Job, exc: BaseException) -> Outcome:
         error_category="internal",
         error_message=f"{type(exc).__name__}: {message}"[:1000],
         source_offset=job.start,
+        requested_start=job.start,
         requested_end=job.end,
         source=job.config.source,
+        cut=job.config.cut,
     )
     with contextlib.suppress(OSError):
         L.write_record(job.out_dir, row)

@@ -10,6 +10,11 @@ Two layers, so that killing the stage loses only the videos in flight:
     for youtube_id, row in ok_videos("data/videos/ledger.parquet").items():
         path = row.path_in("data/videos")        # data/videos/<youtube_id>.mp4
         second_0 = row.source_offset              # absolute source second where the file starts
+
+`source_offset` is the file's true start: with `download.cut: copy` the first packet time, at
+the keyframe at or before `requested_start` (so usually fractional and earlier); with
+`reencode` it equals `requested_start`. Records written before `requested_start` and `cut`
+existed were exact cuts: they read as `requested_start = source_offset`, `cut = reencode`.
 """
 
 from __future__ import annotations
@@ -52,8 +57,10 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("has_audio", pa.bool_(), nullable=False),
         pa.field("sha256", pa.string(), nullable=False),
         pa.field("source_offset", pa.float64(), nullable=False),  # absolute second of file's t=0
+        pa.field("requested_start", pa.float64(), nullable=False),  # absolute hull start asked for
         pa.field("requested_end", pa.float64(), nullable=False),  # absolute hull end asked for
         pa.field("source", pa.string(), nullable=False),  # youtube | url | local
+        pa.field("cut", pa.string(), nullable=False),  # copy | reencode ("" when nothing was cut)
         pa.field("file", pa.string(), nullable=False),  # file name beside the ledger, "" if none
         # no wall-clock column: the ledger is a DVC output and must be bit-reproducible
     ]
@@ -77,8 +84,10 @@ class LedgerRow:
     has_audio: bool = False
     sha256: str = ""
     source_offset: float = 0.0
+    requested_start: float = 0.0
     requested_end: float = 0.0
     source: str = ""
+    cut: str = ""
     file: str = ""
 
     @property
@@ -98,6 +107,10 @@ class LedgerRow:
     def from_dict(cls, data: dict[str, Any]) -> LedgerRow:
         """Build from a dict, ignoring unknown keys (records written by other versions)."""
         names = {f.name for f in fields(cls)}
+        data = dict(data)
+        if "requested_start" not in data:  # written before stream copies: an exact cut
+            data["requested_start"] = data.get("source_offset", 0.0)
+            data.setdefault("cut", "reencode" if data.get("status") == OK else "")
         row = cls(**{k: v for k, v in data.items() if k in names})
         if row.status not in STATUSES:
             raise ValueError(f"{row.youtube_id}: unknown status {row.status!r}")

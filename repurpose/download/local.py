@@ -1,8 +1,8 @@
 """The `local` source: cut the needed range out of the user's own files with ffmpeg.
 
-Files are looked up as `<local_dir>/<youtube_id>.<ext>` (the id is checked first). The cut
-re-encodes (H.264 + AAC in mp4, as yt-dlp's exact cuts do; see `encode.py`) with `-ss` before
-`-i`, which ffmpeg makes frame-accurate when transcoding; a stream copy would snap to keyframes.
+Files are looked up as `<local_dir>/<youtube_id>.<ext>` (the id is checked first). The cut is
+`download.cut`: a keyframe-aligned stream copy (default; the file starts at the keyframe before
+the range, and `Cut.start` says where) or an exact re-encode (`reencode`); see `cut.py`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from repurpose.download.encode import encode_args
+from repurpose.download.cut import cut
 from repurpose.download.errors import PermanentDownloadError, TransientDownloadError
-from repurpose.media import MediaError, ffmpeg_exe, probe, run_ffmpeg
+from repurpose.media import MediaError, probe
 from repurpose.splits.schema import check_id
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".avi", ".ts", ".flv")
@@ -25,6 +25,7 @@ class Cut:
 
     path: Path
     source_duration: float
+    start: float  # absolute source second of the file's t = 0 (first packet, for a copy)
 
 
 def find_local(local_dir: str | Path, youtube_id: str) -> Path:
@@ -43,10 +44,11 @@ def find_local(local_dir: str | Path, youtube_id: str) -> Path:
 
 
 def cut_local(
-    source: Path, target: Path, start: float, end: float, timeout: float | None = None
+    source: Path, target: Path, start: float, end: float, timeout: float | None = None,
+    method: str = "copy",
 ) -> Cut:
     """Cut [start, end] (source seconds, clamped to the file's length) from `source` into
-    the mp4 `target`."""
+    the mp4 `target`, by `method` (`copy` | `reencode`)."""
     try:
         info = probe(source)
     except MediaError as exc:
@@ -61,25 +63,12 @@ def cut_local(
             "out_of_range",
         )
     length = min(end, info.duration) - start
-    # -ss before -i: fast seek, and frame-exact because the output is re-encoded; one decoder
-    # thread, like the encoder (encode.py): the same bytes in every run
-    args = ["-threads", "1", "-ss", f"{start:.3f}", "-i", str(source), "-t", f"{length:.3f}"]
-    args += [
-        "-map",
-        "0:v:0",
-        "-map",
-        "0:a:0?",
-        *encode_args(ffmpeg_exe()),
-        "-f",
-        "mp4",
-        str(target),
-    ]
     try:
-        run_ffmpeg(args, timeout=timeout)
+        first = cut(source, start, length, target, method, timeout=timeout)
     except MediaError as exc:
         raise TransientDownloadError(
             f"ffmpeg could not cut {source.name}: {exc}", "ffmpeg"
         ) from exc
     except subprocess.TimeoutExpired as exc:
         raise TransientDownloadError(f"ffmpeg timed out cutting {source.name}", "timeout") from exc
-    return Cut(path=target, source_duration=info.duration)
+    return Cut(path=target, source_duration=info.duration, start=first)

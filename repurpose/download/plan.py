@@ -52,6 +52,7 @@ def plan(
                 error_category="empty_range",
                 error_message=f"needed range [{start:g}, {end:g}] is empty",
                 source_offset=start,
+                requested_start=start,
                 requested_end=end,
                 source=cfg.source,
             )

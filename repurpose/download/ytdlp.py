@@ -1,14 +1,19 @@
 """Fetching one time range of one video through the yt-dlp Python API.
 
-yt-dlp downloads a section (`download_ranges`) with ffmpeg (`-ss`/`-t` on the media URLs),
-re-encoding when `force_keyframes_at_cuts` is set, so the cut is exact rather than snapped to
-keyframes. ffmpeg is the one `repurpose.media.ffmpeg_exe()` finds (imageio-ffmpeg's binary, or
-a system one). Its file name is versioned (`ffmpeg-linux-x86_64-v9.0.2`); yt-dlp accepts that
-path as `ffmpeg_location`, but its check "can ffmpeg download sections?" builds its helper
-without the YoutubeDL params and reads a context variable instead (the CLI sets it from
+yt-dlp downloads a section (`download_ranges`) with ffmpeg (`-ss`/`-t` on the media URLs). By
+`download.cut`: `copy` (default) stream-copies from the keyframe at or before the range start,
+with `-copyts`, so the file keeps the source's timestamps; `rebase_to_zero` (cut.py) then reads
+its first packet time (the ledger's `source_offset`) and rewrites it to start at 0. `reencode`
+sets `force_keyframes_at_cuts`, so the cut is exact (x264 veryfast, `encode.py`) and starts at
+the range start. ffmpeg is the one `repurpose.media.ffmpeg_exe()` finds (imageio-ffmpeg's
+binary, or a system one). Its file name is versioned (`ffmpeg-linux-x86_64-v9.0.2`); yt-dlp
+accepts that path as `ffmpeg_location`, but its check "can ffmpeg download sections?" builds its
+helper without the YoutubeDL params and reads a context variable instead (the CLI sets it from
 `--ffmpeg-location`), so we set both, for the duration of the call.
-"""
 
+A copied section's first packet time is read in the source URL's own seconds, assumed to start
+at 0 (YouTube's files do; a generic URL whose container starts later would shift it).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repurpose.download.cut import rebase_to_zero
 from repurpose.download.encode import encode_args
 from repurpose.download.errors import (
     PermanentDownloadError,
@@ -38,6 +44,7 @@ class YtdlpSettings:
     format: str = DEFAULT_FORMAT
     timeout: float = 30.0  # socket timeout (s), also ffmpeg's read/write timeout
     cookies_file: str | None = None
+    cut: str = "copy"  # copy (keyframe-aligned stream copy) | reencode (exact cut)
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Fetched:
     """A downloaded section and what yt-dlp knew about its source."""
 
     path: Path
+    start: float  # absolute source second of the file's t = 0 (0 for a whole video)
     source_duration: float | None  # seconds, when the site says
     media_url: str | None  # the (first) media URL, to probe the source length if needed
     http_headers: dict[str, str]
@@ -96,27 +104,31 @@ def _ffmpeg_for_ytdlp(ffmpeg: str) -> Iterator[None]:
 def ydl_options(
     settings: YtdlpSettings,
     work_dir: Path,
-    youtube_id: str,
+    file_stem: str,
     start: float,
     end: float,
     ffmpeg: str,
     logger: Any = None,
 ) -> dict[str, Any]:
-    """The YoutubeDL params for one section download into `work_dir/<id>.<ext>`."""
+    """The YoutubeDL params for one section download into `work_dir/<file_stem>.<ext>`."""
     import yt_dlp
 
+    exact = settings.cut == "reencode"
     opts: dict[str, Any] = {
         "format": settings.format,
         "merge_output_format": "mp4",
-        "outtmpl": {"default": str(work_dir / f"{check_id(youtube_id)}.%(ext)s")},
+        "outtmpl": {"default": str(work_dir / f"{check_id(file_stem)}.%(ext)s")},
         "paths": {"home": str(work_dir), "temp": str(work_dir)},
         "download_ranges": yt_dlp.utils.download_range_func(None, [(start, end)]),
-        "force_keyframes_at_cuts": True,
+        "force_keyframes_at_cuts": exact,
         "ffmpeg_location": ffmpeg,
         # ffmpeg reads the media URLs itself: bound each read/write, or a stalled server hangs it
         "external_downloader_args": {
-            "ffmpeg_i": ["-rw_timeout", str(int(settings.timeout * 1e6)), "-threads", "1"],
-            "ffmpeg_o": encode_args(ffmpeg),  # x264 veryfast + AAC: the exact cut re-encodes
+            "ffmpeg_i": ["-rw_timeout", str(int(settings.timeout * 1e6)), "-threads", "1",
+                         # copy: keep the source's timestamps, so the first one can be read
+                         *([] if exact else ["-copyts"])],
+            # reencode: x264 veryfast + AAC, the exact cut; copy: yt-dlp's `-c copy`
+            "ffmpeg_o": encode_args(ffmpeg) if exact else [],
         },
         "socket_timeout": settings.timeout,
         # our per-video loop is the one retry layer: attempts in the ledger are real attempts
@@ -159,24 +171,27 @@ def fetch_section(
     return _fetch(url, youtube_id, work_dir, settings, (start, end))
 
 
-def fetch_whole(url: str, name: str, work_dir: Path, settings: YtdlpSettings) -> Fetched:
-    """Download the whole video at `url` into `work_dir/<name>.mp4` (no cut, no re-encode);
-    one attempt, failures classified as for `fetch_section`. `name` must be id-shaped."""
-    return _fetch(url, name, work_dir, settings, None)
+def fetch_whole(url: str, file_stem: str, work_dir: Path, settings: YtdlpSettings) -> Fetched:
+    """Download the whole video at `url` into `work_dir/<file_stem>.mp4` (no cut, no re-encode);
+    one attempt, failures classified as for `fetch_section`. `file_stem` is checked like a
+    youtube_id (11 characters of [A-Za-z0-9_-]), as every file name this code writes."""
+    return _fetch(url, file_stem, work_dir, settings, None)
 
 
-def _fetch(url: str, youtube_id: str, work_dir: Path, settings: YtdlpSettings,
+def _fetch(url: str, file_stem: str, work_dir: Path, settings: YtdlpSettings,
            section: tuple[float, float] | None) -> Fetched:
     import yt_dlp
 
     ffmpeg = ffmpeg_exe()
     logger = _Collector()
     start, end = section or (0.0, 0.0)
-    opts = ydl_options(settings, work_dir, youtube_id, start, end, ffmpeg, logger)
-    if section is None:  # the whole video: no range, no exact-cut re-encode
+    opts = ydl_options(settings, work_dir, file_stem, start, end, ffmpeg, logger)
+    if section is None:  # the whole video: no range, no cut
         for key in ("download_ranges", "force_keyframes_at_cuts"):
             opts.pop(key)
-        opts["external_downloader_args"].pop("ffmpeg_o")
+        args = opts["external_downloader_args"]
+        args.pop("ffmpeg_o")
+        args["ffmpeg_i"] = [a for a in args["ffmpeg_i"] if a != "-copyts"]
     try:
         with _ffmpeg_for_ytdlp(ffmpeg), yt_dlp.YoutubeDL(opts) as ydl:
             meta = _first_video_info(ydl.extract_info(url, download=False, process=False))
@@ -189,7 +204,12 @@ def _fetch(url: str, youtube_id: str, work_dir: Path, settings: YtdlpSettings,
             if meta.get("is_live") or meta.get("live_status") in ("is_live", "is_upcoming"):
                 raise TransientDownloadError("the video is live or upcoming", "live")
             info = _first_video_info(ydl.process_ie_result(meta, download=True))
-        path = _as_mp4(_downloaded_path(info, work_dir, youtube_id))
+        path = _downloaded_path(info, work_dir, file_stem)
+        first = start if section is not None else 0.0
+        if section is not None and settings.cut == "copy":  # starts at a keyframe: read it
+            path, first = _rebased(path)
+        else:
+            path = _as_mp4(path)
     except Exception as exc:  # noqa: BLE001 - every failure is classified
         failure = classify_exception(exc)
         if logger.messages and failure.category == "unknown":
@@ -200,6 +220,7 @@ def _fetch(url: str, youtube_id: str, work_dir: Path, settings: YtdlpSettings,
     headers = formats[0].get("http_headers") or info.get("http_headers") or {}
     return Fetched(
         path=path,
+        start=first,
         source_duration=duration,  # as the extractor states it, before sections rewrite it
         media_url=media_url if isinstance(media_url, str) else None,
         http_headers={str(k): str(v) for k, v in headers.items()},
@@ -213,19 +234,26 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
-def _downloaded_path(info: dict[str, Any], work_dir: Path, youtube_id: str) -> Path:
+def _downloaded_path(info: dict[str, Any], work_dir: Path, file_stem: str) -> Path:
     for item in info.get("requested_downloads") or []:
         fp = item.get("filepath") or item.get("_filename")
         if fp and Path(fp).is_file():
             return Path(fp)
     candidates = [
         p
-        for p in work_dir.glob(f"{check_id(youtube_id)}.*")
+        for p in work_dir.glob(f"{check_id(file_stem)}.*")
         if p.is_file() and not p.name.endswith((".part", ".ytdl", ".temp"))
     ]
     if len(candidates) == 1:
         return candidates[0]
     raise TransientDownloadError("yt-dlp reported success but wrote no file", "empty_download")
+
+
+def _rebased(path: Path) -> tuple[Path, float]:
+    """The copied section as an mp4 starting at 0, and its first packet time in the source."""
+    target = path.with_name(f"{path.stem}.rebased.mp4")
+    first = rebase_to_zero(path, target)
+    return target, first
 
 
 def _as_mp4(path: Path) -> Path:
