@@ -1,22 +1,27 @@
 """Windows joined with feature shards as torch tensors; padding collate; deterministic batches.
 
-Each item is a plain dict: `window_id`, `duration`, `visual`/`audio`/`text` float32 [T, D_m],
-`labels` int64 [T], `targets` float32 [T, 2], with T the planned rows (see `index`), and
-`clips` float32 [G, 2] (the window's clips in window seconds; `collate` pads them and adds
-`clip_mask` [B, G]). Vectors
-are read per video from the shards through pyarrow (one row group per video), with a small
-per-process LRU cache of whole videos, so a window costs one row-group read per modality.
+Each item is a plain dict: `window_id`, `duration`, `visual`/`audio`/`text` [T, D_m] in the
+shards' dtype (float16 or float32), `labels` int64 [T], `targets` float32 [T, 2], with T the
+planned rows (see `index`), and `clips` float32 [G, 2] (the window's clips in window seconds;
+`collate` pads them and adds `clip_mask` [B, G]). `collate` returns float32 vectors whatever
+the shards hold, converting while it pads (one pass), and inside a DataLoader worker it
+builds the batch in shared memory, as torch's default_collate does, so the batch reaches the
+training process without another copy. Vectors are read per video from the shards through
+pyarrow (one row group per video), with a small per-process LRU cache of whole videos, so a
+window costs one row-group read per modality; memory is bounded by `cache_videos`, not by
+the dataset (benchmarks/loader.py measures both).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from repurpose.features.shards import FeatureStore, VideoFeatures, window_slice
 from repurpose.model.config import MODALITIES
@@ -61,11 +66,29 @@ class WindowDataset(Dataset):
         item = {"window_id": w.window_id, "duration": float(w.duration), "index": i}
         for m in MODALITIES:
             rows = window_slice(self._video(m, w.youtube_id), w.start, w.end)[:n]
-            item[m] = torch.from_numpy(np.array(rows, dtype=np.float32))  # a writable copy
+            item[m] = torch.from_numpy(np.array(rows))  # a writable copy, the stored dtype
         item["labels"] = torch.from_numpy(w.labels[:n].astype(np.int64))
         item["targets"] = torch.from_numpy(np.array(w.targets[:n], dtype=np.float32))
         item["clips"] = torch.from_numpy(np.asarray(w.clips, dtype=np.float32).reshape(-1, 2))
         return item
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor; in a DataLoader worker, in shared memory (no copy on return)."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    elem = torch.empty(0, dtype=dtype)
+    storage = elem._typed_storage()._new_shared(math.prod(shape), device="cpu")
+    return elem.new(storage).resize_(*shape)
+
+
+def _pad(tensors: list[torch.Tensor], longest: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B, longest, ...] of `dtype`: each tensor copied (and converted) once, zeros after it."""
+    out = _empty((len(tensors), longest, *tensors[0].shape[1:]), dtype)
+    for b, t in enumerate(tensors):
+        out[b, : len(t)].copy_(t)
+        out[b, len(t):].zero_()
+    return out
 
 
 def collate(items: list[dict]) -> dict:
@@ -78,7 +101,9 @@ def collate(items: list[dict]) -> dict:
         "lengths": torch.tensor([len(it["labels"]) for it in items]),
     }
     batch["mask"] = torch.arange(longest)[None, :] < batch["lengths"][:, None]
-    for key in (*MODALITIES, "labels", "targets", "clips"):
+    for key in MODALITIES:
+        batch[key] = _pad([it[key] for it in items], longest, torch.float32)
+    for key in ("labels", "targets", "clips"):
         first = items[0][key]
         out = first.new_zeros((len(items), longest, *first.shape[1:]))
         for b, it in enumerate(items):
