@@ -28,7 +28,9 @@ class Orchestration:
     workers: int = 2
     retries: int = 1
     dask_address: str | None = None
-    batch_size: int = 1  # videos per Prefect task (1 = one task run per video)
+    # videos per Prefect task run: an integer, or "auto" (one per video up to 1,000 videos,
+    # then batches: at most 1,000 task runs per stage; see flows/runners.py)
+    batch_size: int | str = "auto"
 
     def checked(self) -> Orchestration:
         """This config, or a ParamsError naming the first bad key."""
@@ -41,10 +43,10 @@ class Orchestration:
                 f"orchestration.task_runner: unknown {self.task_runner!r} "
                 f"(choose one of {', '.join(TASK_RUNNERS)})"
             )
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
-                or self.batch_size < 1:
+        size = self.batch_size
+        if size != "auto" and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ParamsError(
-                f"orchestration.batch_size: expected an integer >= 1, got {self.batch_size!r}"
+                f"orchestration.batch_size: expected auto or an integer >= 1, got {size!r}"
             )
         return self
 
@@ -60,7 +62,7 @@ def orchestration_from_section(section: dict[str, Any] | None) -> Orchestration:
         workers=int(section.get("workers", 2)),
         retries=int(section.get("retries", 1)),
         dask_address=section.get("dask_address"),
-        batch_size=section.get("batch_size", 1),
+        batch_size=section.get("batch_size", "auto"),
     ).checked()
 
 

@@ -71,6 +71,7 @@ def test_orchestration_section_is_typed_and_checked() -> None:
     assert orchestration_from_section(None) == Orchestration()
     orch = orchestration_from_section({"task_runner": "serial", "workers": 3, "batch_size": 25})
     assert (orch.task_runner, orch.workers, orch.batch_size) == ("serial", 3, 25)
+    assert orchestration_from_section({"batch_size": "auto"}).batch_size == "auto"
     for bad, message in (({"batch_size": 0}, "orchestration.batch_size"),
                          ({"batch_size": "10"}, "orchestration.batch_size"),
                          ({"batch_size": True}, "orchestration.batch_size"),
@@ -78,6 +79,17 @@ def test_orchestration_section_is_typed_and_checked() -> None:
                          ({"prefect": "yes"}, "orchestration.prefect")):
         with pytest.raises(ParamsError, match=message):
             orchestration_from_section(bad)
+
+
+def test_batch_size_auto_caps_task_runs_per_stage() -> None:
+    from flows.runners import MAX_TASK_RUNS, batch_size_for
+
+    assert batch_size_for("auto", 0) == batch_size_for("auto", MAX_TASK_RUNS) == 1
+    assert batch_size_for("auto", MAX_TASK_RUNS + 1) == 2
+    for n in (1001, 8400, 123_457):
+        size = batch_size_for("auto", n)
+        assert -(-n // size) <= MAX_TASK_RUNS < -(-n // (size - 1))
+    assert batch_size_for(7, 8400) == 7 and batch_size_for(1, 8400) == 1
 
 
 def test_params_yaml_orchestration_section_parses() -> None:
