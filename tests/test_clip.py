@@ -49,8 +49,13 @@ FEATURE_PARAMS = {
     },
     "embed_text": {"backend": "minilm", "device": "cpu", "batch_size": 64, "dtype": "float16",
                    "n_shards": 4, "minilm": {"weights": "package"}},
-    "download": {"format": "bv*[height<=360]+ba/b[height<=360]/b", "retries": 0,
-                 "backoff_base": 0.1, "backoff_max": 0.2, "timeout": 10, "cookies_file": None},
+    # the download stage's whole section (read by the same strict parser; source, url_template
+    # and cut do not apply to a URL clip fetches whole)
+    "download": {"source": "local", "url_template": None,
+                 "format": "bv*[height<=360]+ba/b[height<=360]/b", "cut": "copy", "retries": 0,
+                 "backoff_base": 0.1, "backoff_max": 0.2, "timeout": 10,
+                 "rate_limit_seconds": 0, "cookies_file": None, "max_failed_fraction": 0.2,
+                 "deadline": 120},
 }
 # the model's own postprocess (recorded in model.json at training): short clips, several per
 # window, so a 50-s video gives a handful of candidates

@@ -1,10 +1,10 @@
 """Writing clip files with ffmpeg: exact cuts, H.264 + AAC mp4, optional 9:16 and subtitles.
 
-Each clip re-encodes `[start, end)` of the source (`-ss` before `-i`, which ffmpeg makes
-frame-exact when transcoding) with the download code's encoder settings (`encode_args`: x264,
-yuv420p, AAC, `+faststart`) at CRF 20. Sizes are those of the picture as displayed (ffmpeg
-applies a phone video's display rotation before the filters); odd sizes lose their last row or
-column (H.264 4:2:0 needs even ones). `--vertical` crops a window planned by
+Each clip re-encodes `[start, end)` of the source through the download code's one exact-cut
+helper (`repurpose.download.cut.exact_cut`: `-ss` before `-i`, which ffmpeg makes frame-exact
+when transcoding; x264, yuv420p, AAC, `+faststart`) at CRF 20. Sizes are those of the picture
+as displayed (ffmpeg applies a phone video's display rotation before the filters); odd sizes
+lose their last row or column (H.264 4:2:0 needs even ones). `--vertical` crops a window planned by
 `repurpose.clip.reframe` (moved per frame through ffmpeg's `sendcmd`) and scales it to the
 output size. Burned subtitles (SRT lines, or ASS word-by-word captions) use ffmpeg's
 `subtitles` filter, which exists only in builds with libass (checked with `ffmpeg -filters`);
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from repurpose.clip.reframe import CropPath
 from repurpose.errors import UserError
-from repurpose.media import ffmpeg_exe, run_ffmpeg
+from repurpose.media import ffmpeg_exe
 
 CRF = "20"
 FONT = "DejaVu Sans"
@@ -138,15 +138,12 @@ def export_clip(source: str | os.PathLike[str], start: float, end: float,
                 size: tuple[int, int] | None = None) -> None:
     """Write `[start, end)` of `source` to `target` (mp4, whatever its name). `width` x
     `height` is the displayed picture; `vertical` without a `crop` plan crops the centre."""
-    from repurpose.download.encode import encode_args
+    from repurpose.download.cut import exact_cut
 
     if vertical and crop is None:
         cw, ch = vertical_size(width, height)
         crop = CropPath(cw, ch, (height - ch) // 2, ((width - cw) // 2,), 1.0, "centre", 0.0)
     filters = video_filters((width, height), crop, crop_commands, size, burn)
-    args = ["-ss", f"{start:.3f}", "-i", str(source), "-t", f"{end - start:.3f}",
-            "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn", "-map_metadata", "-1"]
-    if filters:
-        args += ["-vf", ",".join(filters)]
-    args += [*encode_args(ffmpeg_exe()), "-crf", CRF, "-f", "mp4", str(target)]
-    run_ffmpeg(args)
+    # ffmpeg's decoder threads, as before: clip output is not a shared artefact
+    exact_cut(source, start, end - start, target, filters=filters, crf=CRF, strip=True,
+              decoder_threads=None)

@@ -1,12 +1,14 @@
 """The input video: a local file used in place, or an http(s) URL downloaded whole.
 
-A URL goes through the download stage's yt-dlp code (`repurpose.download.ytdlp`: the same
-YoutubeDL options, ffmpeg wiring, error classification and file verification), without its
-section cut: the whole video at `download.format`, remuxed to mp4 when yt-dlp chose another
-container. The file lands in `<work>/downloads/<key>.mp4` (key: sha256 of URL + format) with a
-small record beside it, so a rerun with other export options reuses it instead of fetching
-again. Transient failures are retried `download.retries` times with the stage's backoff;
-anything that is not a video (an HTML page, a 404) is one clear error naming the URL.
+A URL goes through the download stage's code: its typed `download` params
+(`DownloadConfig`, the same strict reader; `source` and `url_template` do not apply), its yt-dlp
+options, ffmpeg wiring, error classification and file verification (`repurpose.download.ytdlp`),
+and its retry loop (`repurpose.download.retry`: backoff, Retry-After, the shared rate limiter,
+`download.deadline`), without its section cut: the whole video at `download.format`, remuxed
+to mp4 when yt-dlp chose another container. The file lands in `<work>/downloads/<stem>.mp4`
+(stem: sha256 of URL + format) with a small record beside it, so a rerun with other export
+options reuses it instead of fetching again. Anything that is not a video (an HTML page, a
+404) is one clear error naming the URL.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repurpose import io
 from repurpose.errors import UserError
 from repurpose.features.inputs import VideoInput
 from repurpose.io import sha256_file
 from repurpose.media import MediaError, MediaInfo, probe
+
+if TYPE_CHECKING:
+    from repurpose.download.job import DownloadConfig
 
 log = logging.getLogger(__name__)
 
@@ -114,41 +118,9 @@ def local_source(text: str) -> Source:
                   rotation=display_rotation(path))
 
 
-@dataclass(frozen=True)
-class DownloadSettings:
-    """The keys of the `download` params section a whole-video download uses."""
-
-    format: str = "bv*[height<=360]+ba/b[height<=360]/b"
-    retries: int = 3
-    backoff_base: float = 5.0
-    backoff_max: float = 120.0
-    timeout: float = 30.0
-    cookies_file: str | None = None
-    deadline: float = 900.0  # seconds for the whole download, every attempt and wait included
-
-    @classmethod
-    def from_section(cls, section: dict[str, Any] | None) -> DownloadSettings:
-        section = section or {}
-        default = cls()
-        values = {k: section.get(k, getattr(default, k)) for k in default.__dataclass_fields__}
-        try:
-            out = cls(format=str(values["format"]), retries=int(values["retries"]),
-                      backoff_base=float(values["backoff_base"]),
-                      backoff_max=float(values["backoff_max"]),
-                      timeout=float(values["timeout"]), cookies_file=values["cookies_file"],
-                      deadline=float(values["deadline"]))
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"params download: {exc}") from exc
-        if out.cookies_file is not None and not Path(out.cookies_file).is_file():
-            raise UserError(f"params download.cookies_file: {out.cookies_file} is not a file")
-        if not 0 < out.deadline <= 86_400:
-            raise UserError(f"params download.deadline: must be > 0 and at most 86400 seconds, "
-                            f"got {out.deadline:g}")
-        return out
-
-
-def download_key(url: str, fmt: str) -> str:
-    """File stem of a URL's download: 11 hex characters (a valid id for the yt-dlp helpers)."""
+def download_stem(url: str, fmt: str) -> str:
+    """File stem of a URL's download: 11 hex characters of sha256(URL, format). It stands where
+    the download code puts a youtube_id, so it has that shape (its path checks accept it)."""
     return hashlib.sha256(f"{url}\n{fmt}".encode()).hexdigest()[:11]
 
 
@@ -165,79 +137,50 @@ def _reusable(target: Path, record: Path, url: str, fmt: str) -> str | None:
         return None
 
 
-def _fetch_whole(url: str, name: str, work: Path, settings: DownloadSettings
-                 ) -> tuple[Path, float | None]:
-    """One attempt: the whole video into `work` with the download stage's yt-dlp options.
-    Returns the mp4 and the duration the site states (if any)."""
+def _fetch_whole(url: str, stem: str, work: str, cfg: DownloadConfig) -> Path:
+    """One attempt (in the attempt process): the whole video into `work` with the download
+    stage's yt-dlp options, verified decodable and as long as the site says."""
     from repurpose.download import ytdlp
-
-    yset = ytdlp.YtdlpSettings(format=settings.format, timeout=settings.timeout,
-                               cookies_file=settings.cookies_file)
-    fetched = ytdlp.fetch_whole(url, name, work, yset)
-    return fetched.path, fetched.source_duration
-
-
-def download(url: str, folder: Path, settings: DownloadSettings) -> tuple[Path, str, str]:
-    """The whole video at `url` as `<folder>/<key>.mp4`: (path, sha256, "fetched" | "reused")."""
-    from repurpose.download.errors import (
-        TransientDownloadError,
-        classify_exception,
-        retry_delay,
-    )
-    from repurpose.download.sandbox import run_with_deadline
+    from repurpose.download.errors import TransientDownloadError
     from repurpose.download.verify import DURATION_TOLERANCE_S, verify_media
-    from repurpose.download.ytdlp import clear_dir
 
-    name = download_key(url, settings.format)
-    target, record = folder / f"{name}.mp4", folder / f"{name}.json"
-    sha = _reusable(target, record, url, settings.format)
+    fetched = ytdlp.fetch_whole(url, stem, Path(work), cfg.settings())
+    info = verify_media(fetched.path, expected=None)
+    stated = fetched.source_duration
+    if stated is not None and abs(info.duration - stated) > DURATION_TOLERANCE_S:
+        raise TransientDownloadError(f"downloaded file lasts {info.duration:.2f} s, the site "
+                                     f"says {stated:.2f} s (truncated download)", "truncated")
+    return fetched.path
+
+
+def download(url: str, folder: Path, cfg: DownloadConfig) -> tuple[Path, str, str]:
+    """The whole video at `url` as `<folder>/<stem>.mp4`: (path, sha256, "fetched" | "reused")."""
+    from repurpose.download.ratelimit import RateLimiter
+    from repurpose.download.retry import GaveUp, limiter_key_for_url, with_retries
+
+    stem = download_stem(url, cfg.format)
+    target, record = folder / f"{stem}.mp4", folder / f"{stem}.json"
+    sha = _reusable(target, record, url, cfg.format)
     if sha is not None:
         return target, sha, "reused"
-    work = folder / PARTIAL / name
-    attempt = 0
-    began = time.monotonic()
-    try:
-        while True:
-            attempt += 1
-            clear_dir(work)
-            work.mkdir(parents=True, exist_ok=True)
-            left = settings.deadline - (time.monotonic() - began)
-            if left <= 0:
-                raise UserError(f"{url}: no complete download within download.deadline="
-                                f"{settings.deadline:g} s ({attempt - 1} attempt(s))")
-            try:  # one attempt in its own process group, killed at the deadline
-                path, stated = run_with_deadline(_fetch_whole, (url, name, work, settings),
-                                                 left, name)
-                info = verify_media(path, expected=None)
-                if stated is not None and abs(info.duration - stated) > DURATION_TOLERANCE_S:
-                    raise TransientDownloadError(
-                        f"downloaded file lasts {info.duration:.2f} s, the site says "
-                        f"{stated:.2f} s (truncated download)", "truncated")
-                break
-            except Exception as exc:  # noqa: BLE001 - every failure is classified
-                failure = classify_exception(exc)
-                notes = " | ".join(getattr(exc, "__notes__", ()))
-            message = failure.message  # as the download stage: notes only when unclassified
-            if notes and failure.category == "unknown" and notes not in message:
-                message = f"{message} | {notes}"
-            if failure.permanent or failure.category in NO_RETRY or attempt > settings.retries:
-                raise UserError(f"{url}: cannot download a video from this URL "
-                                f"({failure.category}): {message}"[:1500])
-            delay = retry_delay(failure, attempt, settings.backoff_base, settings.backoff_max)
-            if time.monotonic() - began + delay >= settings.deadline:
-                raise UserError(f"{url}: cannot download a video from this URL within "
-                                f"download.deadline={settings.deadline:g} s ({failure.category}):"
-                                f" {message}"[:1500])
-            log.info("%s: attempt %d failed (%s), retrying in %.1f s", url, attempt,
-                     failure.category, delay)
-            time.sleep(delay)
-        sha = sha256_file(path)
-        size = path.stat().st_size
+
+    def finish(path: Path, attempts: int) -> str:
+        digest, size = sha256_file(path), path.stat().st_size
         os.replace(path, target)
-        io.write_json(record, {"url": url, "format": settings.format, "sha256": sha,
-                               "bytes": size, "attempts": attempt})
+        io.write_json(record, {"url": url, "format": cfg.format, "sha256": digest,
+                               "bytes": size, "attempts": attempts})
+        return digest
+
+    limiter = RateLimiter(cfg.rate_limit_seconds, limiter_key_for_url(url))
+    work = folder / PARTIAL / stem
+    try:
+        sha = with_retries(cfg, stem, work, _fetch_whole, (url, stem, str(work), cfg), finish,
+                           limiter, no_retry=NO_RETRY)
+    except GaveUp as gave_up:
+        f = gave_up.failure
+        raise UserError(f"{url}: cannot download a video from this URL ({f.category}, "
+                        f"{gave_up.attempts} attempt(s)): {f.message}"[:1500]) from None
     finally:
-        clear_dir(work)
         _remove_if_empty(folder / PARTIAL, folder)
     return target, sha, "fetched"
 
@@ -249,16 +192,28 @@ def _remove_if_empty(*folders: Path) -> None:
             path.rmdir()
 
 
-def url_source(url: str, work_dir: Path, settings: DownloadSettings) -> Source:
+def url_source(url: str, work_dir: Path, cfg: DownloadConfig) -> Source:
     """Download (or reuse) the whole video at `url` and check it."""
-    path, sha, how = download(url, Path(work_dir).resolve() / DOWNLOADS, settings)
+    path, sha, how = download(url, Path(work_dir).resolve() / DOWNLOADS, cfg)
     info = _probe_video(path, url)
     return Source(url, path.resolve(), url, sha, info, downloaded=how,
                   rotation=display_rotation(path))
 
 
+def download_config(section: Any) -> DownloadConfig:
+    """The `download` params section as the download stage reads it (every key required, no
+    other allowed), without the checks of `source` (a URL input is fetched as given)."""
+    from repurpose.download.job import SECTION, DownloadConfig
+    from repurpose.params import ParamsError
+
+    if section is None:
+        raise ParamsError(f"params {SECTION}: missing section (a URL input is fetched with it)")
+    return DownloadConfig.from_section(section, check_source=False)
+
+
 def resolve_source(text: str, work_dir: Path, download_section: dict[str, Any] | None) -> Source:
-    """The input as a local, readable video file (downloading a URL first)."""
+    """The input as a local, readable video file (downloading a URL first, with the params'
+    `download` section)."""
     if is_url(text):
-        return url_source(text, work_dir, DownloadSettings.from_section(download_section))
+        return url_source(text, work_dir, download_config(download_section))
     return local_source(text)
