@@ -9,7 +9,9 @@ builds the batch in shared memory, as torch's default_collate does, so the batch
 training process without another copy. Vectors are read per video from the shards through
 pyarrow (one row group per video), with a small per-process LRU cache of whole videos, so a
 window costs one row-group read per modality; memory is bounded by `cache_videos`, not by
-the dataset (benchmarks/loader.py measures both).
+the dataset (benchmarks/loader.py measures both). A process that reads windows switches
+pyarrow to the system allocator unless `ARROW_DEFAULT_MEMORY_POOL` names one: with mimalloc,
+pyarrow's default here, the kernel time of each whole-video read doubled.
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from repurpose.features.shards import FeatureStore, VideoFeatures, window_slice
 from repurpose.model.config import MODALITIES
 from repurpose.training.index import WindowPlan
+
+
+def use_system_allocator() -> None:
+    """pyarrow's system memory pool for this process, unless ARROW_DEFAULT_MEMORY_POOL is set."""
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 class WindowDataset(Dataset):
@@ -52,7 +61,8 @@ class WindowDataset(Dataset):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        if self._stores is None:
+        if self._stores is None:  # first read in this process (or DataLoader worker)
+            use_system_allocator()
             self._stores = {m: FeatureStore(self.features_dir / m) for m in MODALITIES}
         video = self._stores[modality].read(youtube_id)
         self._cache[key] = video
