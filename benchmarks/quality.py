@@ -52,6 +52,9 @@ def main() -> int:
     p.add_argument("--max-window", type=int, default=1800)
     p.add_argument("--small-dims", action="store_true", help="dims 64/64/64, not 512/2048/384")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smooth", type=int, default=5, help="runs/hybrid: moving-average width (s)")
+    p.add_argument("--gap", type=int, default=0,
+                   help="runs/hybrid: runs at most this many seconds apart merge")
     p.add_argument("--strength", type=float, default=None,
                    help="override the levels' per-second signal strength (SNR)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -69,7 +72,8 @@ def main() -> int:
         arch, _, name = key.partition(".")
         overrides.setdefault(arch, {})[name] = yaml.safe_load(value)
     budget = Budget(epochs=args.epochs, d_model=args.d_model, batch_size=args.batch_size,
-                    lr=args.lr, seed=args.seed, overrides=overrides)
+                    lr=args.lr, seed=args.seed, smooth=args.smooth, gap=args.gap,
+                    overrides=overrides)
     spec = PlantedSpec(counts={"train": args.train, "val": args.val, "test": args.test},
                        max_window=args.max_window, seed=args.seed)
     if args.small_dims:

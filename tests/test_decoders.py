@@ -111,3 +111,16 @@ def test_fallback_keeps_one_segment_when_nothing_passes_the_threshold() -> None:
         assert len(got) == 1
         assert len(decode_window(out, 200.0, PostprocessConfig(decoder=decoder,
                                                                 fallback=False))) == 0
+
+
+def test_gap_keeps_a_clip_whose_score_dips_for_two_seconds_one_segment() -> None:
+    out = curve(300, [(20, 40), (43, 70), (150, 189)])  # clip 20..70 with a dip at 41-42
+    split = decode_window(out, 300.0, PostprocessConfig(decoder="runs", cap=False))
+    closed = decode_window(out, 300.0, PostprocessConfig(decoder="runs", cap=False, gap=3))
+    assert sorted(map(tuple, split[:, :2].round(2))) == [(20.5, 40.5), (43.5, 70.5),
+                                                        (150.5, 189.5)]
+    assert sorted(map(tuple, closed[:, :2].round(2))) == [(20.5, 70.5), (150.5, 189.5)]
+    apart = decode_window(out, 300.0, PostprocessConfig(decoder="runs", cap=False, gap=1))
+    assert len(apart) == 3  # a 2-second dip is more than a 1-second gap
+    with pytest.raises(ParamsError, match="postprocess.gap"):
+        PostprocessConfig(gap=-1)

@@ -8,9 +8,10 @@ Soft-NMS, per-minute cap), so decoders are compared under the reference's rules.
 - `regression`: the reference. Every candidate of the arch (for per-second archs: second s
   proposes [s - left, s + right]) scoring above `threshold`, the `top_k` best.
 - `runs`: contiguous runs of seconds whose (optionally smoothed, `smooth` seconds) score is
-  above `threshold`; a run of seconds first..last becomes [first + 0.5, last + 0.5] (a label
-  second s covers clips with int(a) <= s <= int(b), so the bounds sit half a second in); a run
-  longer than `max_length` is split at its weakest second; score = mean score of the run.
+  above `threshold`, runs apart by at most `gap` seconds merged (a clip whose score dips for a
+  second or two stays one run); a run of seconds first..last becomes [first + 0.5, last + 0.5]
+  (a label second s covers clips with int(a) <= s <= int(b), so the bounds sit half a second
+  in); a run longer than `max_length` is split at its weakest second; score = the run's mean.
 - `hybrid`: the runs, each boundary refined by the regression of the run's seconds nearest to
   it (median of s - left over the first `edge` seconds, of s + right over the last `edge`),
   kept within `edge` seconds of the run's own boundary.
@@ -58,6 +59,17 @@ def find_runs(active: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
+def close_gaps(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """Merge consecutive (first, last) runs separated by at most `gap` seconds (0 = unchanged)."""
+    merged: list[tuple[int, int]] = []
+    for first, last in runs:
+        if merged and gap > 0 and first - merged[-1][1] - 1 <= gap:
+            merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
+
+
 def split_long(run: tuple[int, int], scores: np.ndarray, max_len: float,
                min_len: float = 10.0) -> list[tuple[int, int]]:
     """Split a run longer than `max_len` seconds at its weakest second at least `min_len`
@@ -76,10 +88,10 @@ def split_long(run: tuple[int, int], scores: np.ndarray, max_len: float,
 
 
 def score_runs(scores: np.ndarray, cfg: PostprocessConfig) -> list[tuple[int, int]]:
-    """The runs above threshold of the smoothed scores, long ones split."""
+    """The runs above threshold of the smoothed scores, short gaps closed, long ones split."""
     smoothed = smooth_scores(scores, cfg.smooth)
     runs = []
-    for run in find_runs(smoothed > cfg.threshold):
+    for run in close_gaps(find_runs(smoothed > cfg.threshold), cfg.gap):
         runs.extend(r for r in split_long(run, smoothed, cfg.max_length, cfg.min_length)
                     if r[1] >= r[0])
     return runs

@@ -43,6 +43,7 @@ class PostprocessConfig:
     fallback: bool = True  # no second above threshold: use the best ones below it
     decoder: str = "regression"  # regression (reference) | runs | hybrid
     smooth: int = 1  # runs/hybrid: moving-average width over per-second scores (1 = off)
+    gap: int = 0  # runs/hybrid: runs apart by at most this many seconds merge (0 = off)
     edge: int = 3  # hybrid: seconds at each run end whose regression refines the boundary
     cap: bool = True  # the reference's per-minute cap; false = the uncapped protocol
 
@@ -52,6 +53,8 @@ class PostprocessConfig:
                               f"{', '.join(DECODER_KEYS)}")
         if self.smooth < 1 or self.edge < 1:
             raise ParamsError(f"params {SECTION}.smooth and {SECTION}.edge must be >= 1")
+        if self.gap < 0:
+            raise ParamsError(f"params {SECTION}.gap must be >= 0, got {self.gap}")
         if not 0 <= self.threshold < 1:
             raise ParamsError(f"params {SECTION}.threshold: must be in [0, 1)")
         if self.top_k < 1 or self.min_segments < 0:

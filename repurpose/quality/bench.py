@@ -48,6 +48,7 @@ class Budget:
     seed: int = 0
     select_decoder: str = "runs"  # decoder of the val metric that picks the best epoch
     smooth: int = 5  # runs/hybrid: moving-average width over per-second scores
+    gap: int = 0  # runs/hybrid: runs at most this many seconds apart merge
     overrides: dict = dataclasses.field(default_factory=dict)  # arch -> {config key: value}
 
 
@@ -82,10 +83,10 @@ def train_config(budget: Budget) -> TrainConfig:
                        select_metric="map", device="cpu", num_workers=0)
 
 
-def reference_protocol(decoder: str = "regression", cap: bool = True, smooth: int = 1
-                       ) -> PostprocessConfig:
+def reference_protocol(decoder: str = "regression", cap: bool = True, smooth: int = 1,
+                       gap: int = 0) -> PostprocessConfig:
     """The reference protocol (threshold 0.5, 10-90 s, Soft-NMS, per-minute cap) with a decoder."""
-    return PostprocessConfig(decoder=decoder, cap=cap, smooth=smooth)
+    return PostprocessConfig(decoder=decoder, cap=cap, smooth=smooth, gap=gap)
 
 
 def per_second_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -139,7 +140,8 @@ def run_arch(planted: PlantedSet, spec: ModelSpec, budget: Budget, out: Path) ->
     """Train one arch; return its outputs on the test split and timings."""
     began = time.perf_counter()
     result = train_model(spec, train_config(budget),
-                         reference_protocol(budget.select_decoder, smooth=budget.smooth),
+                         reference_protocol(budget.select_decoder, smooth=budget.smooth,
+                                            gap=budget.gap),
                          THRESHOLDS,
                          planted.windows, planted.features, planted.ledger, out, resume=False)
     train_s = time.perf_counter() - began
@@ -177,11 +179,12 @@ def regression_diagnostics(plans: Sequence, outputs: dict) -> dict[str, float]:
             "reg_in_range": float(cat(in_range).mean()), "score_ties": float(cat(tied).mean())}
 
 
-def arch_rows(name: str, run: dict, cap: bool, smooth: int) -> list[dict]:
+def arch_rows(name: str, run: dict, cap: bool, smooth: int, gap: int = 0) -> list[dict]:
     """One row per decoder for a trained arch."""
     rows = []
     for decoder in DECODERS:
-        post = reference_protocol(decoder, cap, 1 if decoder == "regression" else smooth)
+        runs = decoder != "regression"
+        post = reference_protocol(decoder, cap, smooth if runs else 1, gap if runs else 0)
         segments = decode_outputs(run["plans"], run["outputs"], post)
         windows = [WindowResult(p.window.window_id, p.window.duration,
                                 segments[p.window.window_id], np.asarray(p.window.clips))
@@ -210,7 +213,7 @@ def run_level(root: Path, level: Difficulty | str, archs: Sequence[str], budget:
     lengths = np.array([b - a for p in train_plans for a, b in p.window.clips])
     table = {}
     for name, cap in (("capped", True), ("uncapped", False)):
-        rows = [r for a in archs for r in arch_rows(a, runs[a], cap, budget.smooth)]
+        rows = [r for a in archs for r in arch_rows(a, runs[a], cap, budget.smooth, budget.gap)]
         table[name] = rows + baseline_rows(gt, lengths, cap, budget.seed)
     return table
 
