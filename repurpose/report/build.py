@@ -82,10 +82,22 @@ def build_document(inp: ReportInputs) -> Document:
     """The report as a Document."""
     doc = Document(TITLE)
     m = inp.metrics
-    keys = _thresholds(m)
     systems = {"model": m}
     if inp.baselines:
         systems.update({k: inp.baselines[k] for k in ("random", "even") if k in inp.baselines})
+    _summary(doc, inp, systems)
+    _by_threshold(doc, m, systems)
+    _by_length(doc, m)
+    _training(doc, inp)
+    _timelines(doc, inp)
+    _funnel(doc, inp)
+    _model_and_inputs(doc, inp)
+    return doc
+
+
+def _summary(doc: Document, inp: ReportInputs, systems: dict[str, dict]) -> None:
+    """Counts, the headline table and the verdict against the baselines."""
+    m = inp.metrics
     counts = m.get("counts", {})
     with_pred = counts.get("windows_with_predictions", "?")
     doc.add(Heading("Summary"), Paragraph(
@@ -113,6 +125,10 @@ def build_document(inp: ReportInputs) -> Document:
     else:
         doc.add(Paragraph("Baselines: not available (run evaluate with --baselines-out)."))
 
+
+def _by_threshold(doc: Document, m: dict, systems: dict[str, dict]) -> None:
+    """Every metric at every tIoU threshold, against the baselines, with a figure."""
+    keys = _thresholds(m)
     doc.add(Heading("Metrics by tIoU threshold"),
             Table(("tIoU", *METRICS),
                   tuple((k, *[_f(m[x][k]) for x in METRICS]) for k in [*keys, "avg"])))
@@ -125,12 +141,18 @@ def build_document(inp: ReportInputs) -> Document:
     doc.add(Figure("thresholds.png", figures.threshold_curves(systems, keys),
                    "Precision, recall, F1 and mAP against the tIoU threshold"))
 
+
+def _by_length(doc: Document, m: dict) -> None:
+    """Metrics per window-length bucket."""
     if m.get("buckets"):
         doc.add(Heading("By window length"),
                 Table(("window length", "windows", *[f"{x} avg" for x in METRICS]),
                       tuple((label, str(b["windows"]), *[_f(b[x]["avg"]) for x in METRICS])
                             for label, b in m["buckets"].items())))
 
+
+def _training(doc: Document, inp: ReportInputs) -> None:
+    """Epochs, the best epoch and the training curves."""
     doc.add(Heading("Training"))
     if inp.curves:
         best = [r for r in inp.curves if r.get("best") == "1"]
@@ -142,6 +164,9 @@ def build_document(inp: ReportInputs) -> Document:
     else:
         doc.add(Paragraph("Training curves: not available."))
 
+
+def _timelines(doc: Document, inp: ReportInputs) -> None:
+    """Ground-truth clips against predicted segments."""
     doc.add(Heading("Ground truth vs prediction"))
     if inp.timelines:
         doc.add(Figure("timelines.png", figures.timelines(inp.timelines),
@@ -150,6 +175,9 @@ def build_document(inp: ReportInputs) -> Document:
     else:
         doc.add(Paragraph("Timelines: not available (needs --predictions and --windows)."))
 
+
+def _funnel(doc: Document, inp: ReportInputs) -> None:
+    """Windows -> downloaded -> features present -> used, per split."""
     doc.add(Heading("Data funnel"))
     if inp.funnels:
         rows = []
@@ -167,6 +195,9 @@ def build_document(inp: ReportInputs) -> Document:
     else:
         doc.add(Paragraph("Data funnel: not available (needs --windows and --features)."))
 
+
+def _model_and_inputs(doc: Document, inp: ReportInputs) -> None:
+    """The trained model's identity and the input paths."""
     if inp.model_info:
         info = inp.model_info
         feats = ", ".join(f"{k} {v.get('backend')} ({v.get('dim')}-d)"
@@ -183,7 +214,6 @@ def build_document(inp: ReportInputs) -> Document:
         )))
     if inp.sources:
         doc.add(Heading("Inputs"), Table(("input", "path"), tuple(inp.sources.items())))
-    return doc
 
 
 def write_report(doc: Document, out_dir: str | os.PathLike[str]) -> Path:
