@@ -14,6 +14,7 @@ options reuses it instead of fetching again. Anything that is not a video (an HT
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -144,7 +145,9 @@ def _fetch_whole(url: str, stem: str, work: str, cfg: DownloadConfig) -> Path:
     from repurpose.download.errors import TransientDownloadError
     from repurpose.download.verify import DURATION_TOLERANCE_S, verify_media
 
-    fetched = ytdlp.fetch_whole(url, stem, Path(work), cfg.settings())
+    # any site: yt-dlp matches the URL to its extractor (download.source does not apply)
+    settings = dataclasses.replace(cfg.settings(), extractor=None)
+    fetched = ytdlp.fetch_whole(url, stem, Path(work), settings)
     info = verify_media(fetched.path, expected=None)
     stated = fetched.source_duration
     if stated is not None and abs(info.duration - stated) > DURATION_TOLERANCE_S:

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 SECTION = "download"
 SOURCES = ("youtube", "url", "local")
 PARTIAL_DIR = ".partial"
+_EXTRACTORS = {"youtube": "Youtube", "url": "Generic"}
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,11 @@ class DownloadConfig:
             raise ParamsError(f"{where}.cookies_file: {self.cookies_file} is not a file")
 
     def settings(self) -> YtdlpSettings:
-        """The yt-dlp knobs of this config."""
+        """The yt-dlp knobs of this config (the source names the extractor: YouTube's, or the
+        generic one for `url`, as documented for url_template)."""
         return YtdlpSettings(format=self.format, timeout=self.timeout,
-                             cookies_file=self.cookies_file, cut=self.cut)
+                             cookies_file=self.cookies_file, cut=self.cut,
+                             extractor=_EXTRACTORS.get(self.source))
 
     def limiter_key(self) -> str:
         """Which requests share a rate limit: all YouTube ones on this machine, or one host."""
