@@ -6,13 +6,16 @@
 Reads the videos table (one row per source video with the absolute ranges it needs) and params
 section `download`; writes `<out>/<youtube_id>.mp4` covering the hull [start, end] of each
 video's ranges, and the ledger `<out>/ledger.parquet` (see repurpose/download/ledger.py), whose
-`source_offset` says at which absolute source second each file starts.
+`source_offset` says at which absolute source second each file starts (with `cut: copy`, the
+first packet time: the keyframe at or before the range, usually fractional).
 
 Params (section `download`, all required):
   source              youtube | url | local: where videos come from
   url_template        URL with {youtube_id} for source url (any site yt-dlp's generic
                       extractor handles), else null
-  format              yt-dlp format selector; merged/re-encoded to mp4
+  format              yt-dlp format selector; merged to mp4
+  cut                 copy: keyframe-aligned stream copy, no re-encode (the file starts at the
+                      keyframe before the range) | reencode: exact cut, x264 veryfast
   retries             extra attempts per video for transient failures, within one run
   backoff_base        seconds before the first retry; doubles each retry, with jitter
   backoff_max         cap on one backoff wait; a longer Retry-After leaves the video for the
