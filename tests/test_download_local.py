@@ -4,6 +4,7 @@ reuse checks (size + sha256 + range), dropped videos, and file verification."""
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -196,3 +197,26 @@ def test_records_roundtrip_and_unreadable_record(tmp_path: Path) -> None:
         "abcdefghijk", "zzzzzzzzzzz"
     ]
     assert list(L.ok_videos(tmp_path / "ledger.parquet")) == ["abcdefghijk"]
+
+
+def test_records_from_before_stream_copies_read_as_exact_cuts(
+    tmp_path: Path, source_video: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # a record and a ledger as the re-encoding version wrote them: no requested_start, no cut
+    args = setup(tmp_path, source_video, ["local000001"], {"local000001": (5.0, 12.0)},
+                 "reencode")
+    assert stage.main(args, serial_map) == 0
+    out = tmp_path / "out"
+    record = L.record_path(out, "local000001")
+    old = {k: v for k, v in json.loads(record.read_text()).items()
+           if k not in ("requested_start", "cut")}
+    record.write_text(json.dumps(old), encoding="utf-8")
+    row = L.read_record(out, "local000001")
+    assert (row.requested_start, row.cut, row.source_offset) == (5.0, "reencode", 5.0)
+    # so the same exact cut is reused, and the new default (copy) fetches again
+    assert stage.main(args, serial_map) == 0
+    assert "ok 1 (fetched 0, reused 1)" in capsys.readouterr().out
+    (tmp_path / "params.yaml").write_text(PARAMS.format(cut="copy"), encoding="utf-8")
+    assert stage.main(args, serial_map) == 0
+    assert "ok 1 (fetched 1, reused 0)" in capsys.readouterr().out
+    assert L.read_record(out, "local000001").cut == "copy"
