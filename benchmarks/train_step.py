@@ -11,7 +11,9 @@ inference time (batch 1, no grad) and the post-processing time (threshold, top-k
 cap) per window, on outputs shaped like a trained model's (1,000 candidates: a worst case).
 CUDA (with bf16 autocast) when present, else CPU: on CPU a paper-size step takes minutes at
 batch 16 and the naive variant may not fit in memory (about 1.7 GB of scores per attention
-layer at batch 16); an out-of-memory is reported as such.
+layer at batch 16); an out-of-memory is reported as such. This script keeps the mmct-only
+attention comparison and inference timing; every arch's train step with FLOP counts, the
+CLIP/Cnn14 encoders and the loader feeding the device are in benchmarks/gpu.py.
 """
 
 from __future__ import annotations
