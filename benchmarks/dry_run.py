@@ -9,12 +9,12 @@ from the shipped val/test files, drawn with replacement; videos dealt 80/10/10 t
 train/val/test like the real ~9K/1.1K/1.1K samples) and random float16 feature shards at the
 paper's dims (512/2048/384, 256 shards) through the real writer, then runs the stages' own
 `main` functions, each in a fresh process: `prepare` (split JSON -> windows table), `train`
-(one epoch of params.yaml's small CPU model over every train window, val scored), `predict`
-(test split)
-and `evaluate` (with baselines). Per step: wall seconds, peak RSS, cost per video, and the
-ratio between the two scales against the ratio of videos (1.0 per 1.0 = linear), then the
-linear projection to the full dataset (8.4K videos, 16.3M s). No signal in the vectors: the
-metrics are noise; only time and memory mean something.
+(one epoch of params.yaml's `--arch` model, default linear, over every train window, val
+scored), `predict` (test split) and `evaluate` (with baselines). Per step: wall seconds,
+peak RSS, cost per video, and the ratio between the two scales against the ratio of videos
+(1.0 per 1.0 = linear), then the linear projection to the full dataset (8.4K videos,
+16.3M s). No signal in the vectors: the metrics are noise; only time and memory mean
+something.
 """
 
 from __future__ import annotations
@@ -50,13 +50,14 @@ def generate(data: Path, n_videos: int, n_shards: int, seed: int) -> None:
     write_feature_shards(data / "features", rows, PAPER, n_shards, seed=seed)
 
 
-def write_params(path: Path, batch: int) -> None:
-    """The repository's params.yaml (its small CPU model and post-processing), with one epoch
-    of `batch` windows, no warm-up, on CPU, and `prepare` reading train/val/test."""
+def write_params(path: Path, batch: int, arch: str) -> None:
+    """The repository's params.yaml (its small CPU models and post-processing) with `arch`,
+    one epoch of `batch` windows, no warm-up, on CPU, and `prepare` reading train/val/test."""
     import yaml
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["prepare"] = {"dataset": "dry-run", "splits": ["train", "val", "test"]}
+    params["model"]["arch"] = arch
     params["train"].update({"epochs": 1, "warmup_epochs": 0, "patience": 0, "batch_size": batch,
                             "num_workers": 0, "device": "cpu"})
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -130,7 +131,7 @@ def scale_run(n: int, data: Path, work: Path, a: argparse.Namespace) -> list[dic
         print(f"  generated {n} videos in {time.perf_counter() - began:.0f} s", flush=True)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    write_params(work / "params.yaml", a.batch)
+    write_params(work / "params.yaml", a.batch, a.arch)
     entries = [e for p in sorted((data / "splits").glob("*.json"))
                for e in json.loads(p.read_text())]
     rows = feature_rows(entries)
@@ -169,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", type=int, nargs=2, default=[250, 1000], help="videos per scale")
     p.add_argument("--shards", type=int, default=256, help="shards per modality (real: 256)")
     p.add_argument("--batch", type=int, default=8, help="train.batch_size")
+    p.add_argument("--arch", default="linear", help="model.arch (linear: the loader, indexing, "
+                   "validation and writing dominate, not the network)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per step")
     p.add_argument("--root", type=Path, default=Path("/tmp/repurpose-dry-run"))
     p.add_argument("--reuse", type=Path, help="data folder (splits/, features/) of the larger "
@@ -183,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.step:
         print(json.dumps(one_step(a)))
         return 0
-    print(f"load {os.getloadavg()}, {os.cpu_count()} CPUs, torch threads {a.threads}, "
+    print(f"arch {a.arch}, batch {a.batch}; load {os.getloadavg()}, {os.cpu_count()} CPUs, "
+          f"torch threads {a.threads}, "
           f"disk free {shutil.disk_usage(a.root.parent).free / 1e9:.0f} GB")
     results = []
     try:
