@@ -12,7 +12,7 @@ import pytest
 
 from repurpose.clip.boundaries import (
     SnapSettings,
-    Word,
+    SpokenWord,
     detect_shots,
     inside_word,
     snap_boundary,
@@ -24,9 +24,9 @@ from repurpose.media import ffmpeg_exe, run_ffmpeg
 S = SnapSettings()
 
 
-def sentence(start: float, texts: list[str], step: float = 0.4) -> list[Word]:
+def sentence(start: float, texts: list[str], step: float = 0.4) -> list[SpokenWord]:
     """Words `step` apart (0.3 s long); the last ends the sentence."""
-    return [Word(start + i * step, start + i * step + 0.3, t, i == 0, i == len(texts) - 1)
+    return [SpokenWord(start + i * step, start + i * step + 0.3, t, i == 0, i == len(texts) - 1)
             for i, t in enumerate(texts)]
 
 

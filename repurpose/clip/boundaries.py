@@ -43,7 +43,7 @@ class SnapSettings:
 
 
 @dataclass(frozen=True)
-class Word:
+class SpokenWord:
     """A spoken word in absolute seconds, and whether it starts / ends a sentence."""
 
     start: float
@@ -63,7 +63,7 @@ class Snapped:
 
 
 def transcript_words(transcript: dict[str, Any] | Transcript, pause: float = 0.7
-                     ) -> list[Word]:
+                     ) -> list[SpokenWord]:
     """Every timed word of the transcript, sentence starts and ends marked."""
     t = transcript if isinstance(transcript, Transcript) else Transcript.from_json(transcript)
     raw = []
@@ -79,11 +79,11 @@ def transcript_words(transcript: dict[str, Any] | Transcript, pause: float = 0.7
                   or a - prev[1] >= pause)
         ends = (nxt is None or text.endswith(SENTENCE_END) or nxt[3] != si
                 or nxt[0] - b >= pause)
-        words.append(Word(a, b, text, starts, ends))
+        words.append(SpokenWord(a, b, text, starts, ends))
     return words
 
 
-def inside_word(t: float, words: list[Word]) -> Word | None:
+def inside_word(t: float, words: list[SpokenWord]) -> SpokenWord | None:
     """The word `t` falls strictly inside, if any."""
     for w in words:
         if w.start < t < w.end:
@@ -91,7 +91,7 @@ def inside_word(t: float, words: list[Word]) -> Word | None:
     return None
 
 
-def _pause_around(t: float, words: list[Word], duration: float) -> tuple[float, float]:
+def _pause_around(t: float, words: list[SpokenWord], duration: float) -> tuple[float, float]:
     """The pause (a, b) containing `t` (t is not inside a word)."""
     ends = [w.end for w in words if w.end <= t]
     starts = [w.start for w in words if w.start >= t]
@@ -110,7 +110,7 @@ def _end_cut(pause: tuple[float, float], pad: float) -> float:
     return min(a + (b - a) / 2 if b - a < 2 * pad else a + pad, b)
 
 
-def _sentence_points(words: list[Word], duration: float, pad: float, start: bool
+def _sentence_points(words: list[SpokenWord], duration: float, pad: float, start: bool
                      ) -> list[float]:
     """Cut points at sentence starts (for clip starts) or sentence ends (for clip ends)."""
     out = []
@@ -124,7 +124,7 @@ def _sentence_points(words: list[Word], duration: float, pad: float, start: bool
     return out
 
 
-def _word_point(t: float, words: list[Word], duration: float, pad: float, start: bool
+def _word_point(t: float, words: list[SpokenWord], duration: float, pad: float, start: bool
                 ) -> tuple[float, str]:
     """`t` moved out of the word it falls in, into the nearest pause (unchanged in a pause)."""
     w = inside_word(t, words)
@@ -137,7 +137,7 @@ def _word_point(t: float, words: list[Word], duration: float, pad: float, start:
     return min(options, key=lambda p: abs(p - t)), "word"
 
 
-def _shot_point(t: float, shots: list[float], words: list[Word], duration: float,
+def _shot_point(t: float, shots: list[float], words: list[SpokenWord], duration: float,
                 window: float) -> float | None:
     """A shot cut in the same pause as `t` and within `window` s of it, nearest first."""
     pause = _pause_around(t, words, duration)
@@ -145,7 +145,7 @@ def _shot_point(t: float, shots: list[float], words: list[Word], duration: float
     return min(near, key=lambda s: abs(s - t)) if near else None
 
 
-def _on_frames(t: float, fps: float, words: list[Word], duration: float, start: bool
+def _on_frames(t: float, fps: float, words: list[SpokenWord], duration: float, start: bool
                ) -> float:
     """`t` on the frame grid (inside the video), rounded the way that cuts no word: a start
     rounds down first, an end up."""
@@ -161,7 +161,7 @@ def _on_frames(t: float, fps: float, words: list[Word], duration: float, start: 
     return round(min(max(round(t * fps) / fps, 0.0), last), 3)
 
 
-def snap_boundary(t: float, words: list[Word], shots: list[float], duration: float,
+def snap_boundary(t: float, words: list[SpokenWord], shots: list[float], duration: float,
                   fps: float, settings: SnapSettings, start: bool) -> Snapped:
     """One clip boundary snapped (see the module docstring)."""
     points = _sentence_points(words, duration, settings.pad, start)
@@ -177,7 +177,7 @@ def snap_boundary(t: float, words: list[Word], shots: list[float], duration: flo
     return Snapped(new, to, round(new - t, 3))
 
 
-def snap_segment(start: float, end: float, words: list[Word], shots: list[float],
+def snap_segment(start: float, end: float, words: list[SpokenWord], shots: list[float],
                  duration: float, fps: float, settings: SnapSettings
                  ) -> tuple[Snapped, Snapped] | None:
     """Both boundaries of a clip snapped; None when snapping leaves no clip."""
@@ -189,7 +189,7 @@ def snap_segment(start: float, end: float, words: list[Word], shots: list[float]
     return (a, b) if b.time > a.time else None
 
 
-def _word_only(t: float, words: list[Word], duration: float, fps: float,
+def _word_only(t: float, words: list[SpokenWord], duration: float, fps: float,
                settings: SnapSettings, start: bool) -> Snapped:
     new, to = _word_point(t, words, duration, settings.pad, start)
     new = _on_frames(new, fps, words, duration, start)

@@ -116,7 +116,7 @@ def check_backend(modality: str, section: dict[str, Any], recorded: dict[str, An
 
 
 @dataclass
-class VideoFeatures:
+class ClipWork:
     """Where one video's work lies, and what each step did."""
 
     folder: Path  # <work>/videos/<video id>
@@ -151,7 +151,7 @@ def _check_report(report: RunReport, out_dir: Path, step: str, name: str) -> Non
 
 def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],  # noqa: ANN001
                      work: Path, progress: Callable[[str], None] = lambda step: None
-                     ) -> VideoFeatures:
+                     ) -> ClipWork:
     """Transcript and the three modalities' shards of `source` (a `source.Source`), as the
     model was trained; every result reused from the cache when the file and backend match."""
     from repurpose.asr.backends import get_asr_backend
@@ -180,7 +180,7 @@ def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],
     cache = work / CACHE
     folder = work / VIDEOS / source.video_id
     features = folder / "features"
-    result = VideoFeatures(folder, features, {}, asr=asr_id)
+    result = ClipWork(folder, features, {}, asr=asr_id)
 
     progress("transcribe")
     out = folder / "transcripts"

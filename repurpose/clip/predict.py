@@ -24,9 +24,14 @@ from repurpose.timeline import n_label_seconds
 SPLIT = "clip"
 
 
+# postprocess keys added after models were first saved, with the value that reproduces what
+# those models did (a model.json without the key decodes as it did when it was trained)
+POSTPROCESS_ADDED = {"gap": 0}
+
+
 @dataclass(frozen=True)
-class Segment:
-    """One predicted clip: absolute seconds of the source video, its score, its window."""
+class ClipCandidate:
+    """One predicted clip (before export): source-video seconds, its score, its window."""
 
     start: float
     end: float
@@ -58,12 +63,12 @@ def postprocess_config(model_info: dict[str, Any], params: dict[str, Any]) -> Po
         section = params.get("postprocess")
     if not isinstance(section, dict):
         raise UserError("no postprocess params: neither model.json nor the params file has them")
-    return PostprocessConfig.from_section(section)
+    return PostprocessConfig.from_section({**POSTPROCESS_ADDED, **section})
 
 
 def predict_segments(net, features: Path, video_id: str, duration: float,  # noqa: ANN001
                      window_seconds: int, post: PostprocessConfig, device,  # noqa: ANN001
-                     batch_size: int = 8) -> tuple[list[tuple[float, float]], list[Segment]]:
+                     batch_size: int = 8) -> tuple[list[tuple[float, float]], list[ClipCandidate]]:
     """The windows and every window's decoded segments (absolute s), best first, through the
     same inference path as `repurpose predict` (`repurpose.inference.predict_plans`)."""
     from repurpose.inference import predict_plans
@@ -88,12 +93,13 @@ def predict_segments(net, features: Path, video_id: str, duration: float,  # noq
         for s, e, c in by_id[w.window_id]:
             a, b = w.start + float(s), min(w.start + float(e), duration)
             if b > a:
-                segments.append(Segment(round(a, 3), round(b, 3), float(c), index[w.window_id]))
+                segments.append(ClipCandidate(round(a, 3), round(b, 3), float(c),
+                                              index[w.window_id]))
     segments.sort(key=lambda seg: (-seg.score, seg.start))
     return spans, segments
 
 
-def snap_to_frames(seg: Segment, fps: float, duration: float) -> Segment:
+def snap_to_frames(seg: ClipCandidate, fps: float, duration: float) -> ClipCandidate:
     """`seg` with start and end on the video's frame grid (so an exported clip holds exactly
     the frames it lists and its length equals end - start), inside `[0, duration]`. Unchanged
     when the frame rate is unknown or snapping would leave nothing."""
@@ -103,11 +109,11 @@ def snap_to_frames(seg: Segment, fps: float, duration: float) -> Segment:
     b = min(round(seg.end * fps), math.floor(duration * fps + 1e-6)) / fps
     if b <= a:
         return seg
-    return Segment(round(a, 3), round(b, 3), seg.score, seg.window)
+    return ClipCandidate(round(a, 3), round(b, 3), seg.score, seg.window)
 
 
-def select(segments: list[Segment], max_clips: int | None, min_score: float | None
-           ) -> list[Segment]:
+def select(segments: list[ClipCandidate], max_clips: int | None, min_score: float | None
+           ) -> list[ClipCandidate]:
     """The best `max_clips` segments scoring at least `min_score` (already ranked)."""
     kept = [s for s in segments if min_score is None or s.score >= min_score]
     return kept[:max_clips] if max_clips is not None else kept

@@ -102,7 +102,7 @@ def read_params(path: str | None) -> dict[str, Any]:
     return load_params(path)
 
 
-class Progress:
+class StepProgress:
     """A progress bar over the steps (stderr; off when stderr is not a terminal) and printed
     lines that do not break it."""
 
@@ -197,7 +197,7 @@ def _overlap(a: float, b: float, c: float, d: float) -> float:
 class Chosen:
     """A clip to export: the model's segment and its snapped boundaries."""
 
-    segment: Any  # repurpose.clip.predict.Segment
+    segment: Any  # repurpose.clip.predict.ClipCandidate
     start: float
     end: float
     snap: dict[str, Any]
@@ -327,7 +327,7 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
     out = Path(opts.out)
     check_out(out)  # before any long work
     work = out / WORK
-    progress = Progress(total=8, enabled=progress_bar)
+    progress = StepProgress(total=8, enabled=progress_bar)
     say = echo or progress.echo
     try:
         progress.step("model")
@@ -398,7 +398,7 @@ def _options(opts: ClipOptions) -> dict[str, Any]:
 
 
 def _export_all(chosen: list[Chosen], source: Any, out: Path, work: Path,
-                transcript: dict[str, Any], opts: ClipOptions, progress: Progress
+                transcript: dict[str, Any], opts: ClipOptions, progress: StepProgress
                 ) -> list[dict[str, Any]]:
     """Every clip encoded, then all renamed into place; stale clip files removed."""
     clips: list[dict[str, Any]] = []

@@ -5,6 +5,6 @@ renders one video (numpy soundtrack + one ffmpeg call); `tts` speaks sentences w
 espeak-ng library shipped by the `espeakng-loader` wheel (no system packages, no network).
 """
 
-from repurpose.sample.spec import SampleConfig, VideoSpec, Window, plan_sample, split_entries
+from repurpose.sample.spec import SampleConfig, SampleWindow, VideoSpec, plan_sample, split_entries
 
-__all__ = ["SampleConfig", "VideoSpec", "Window", "plan_sample", "split_entries"]
+__all__ = ["SampleConfig", "VideoSpec", "SampleWindow", "plan_sample", "split_entries"]

@@ -117,7 +117,7 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
-class Window:
+class SampleWindow:
     """One dataset sample: a window of a video and the clips fully inside it (absolute s)."""
 
     start: float
@@ -145,7 +145,7 @@ class VideoSpec:
     split: str
     duration: int  # whole seconds
     seed: int  # the video's own random stream (look, sound and speech placement)
-    windows: tuple[Window, ...]
+    windows: tuple[SampleWindow, ...]
     width: int
     height: int
     fps: int
@@ -252,7 +252,7 @@ def plan_video(cfg: SampleConfig, index: int, split: str) -> VideoSpec:
     for start, end in window_bounds(duration, cfg.window_seconds):
         clips = place_clips(start, end, cfg.min_clip, cfg.max_clip, rng)
         if clips:  # a tail too short for any clip is not a sample
-            windows.append(Window(start, end, clips))
+            windows.append(SampleWindow(start, end, clips))
     return VideoSpec(
         youtube_id=video_id(index),
         split=split,

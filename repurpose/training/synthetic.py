@@ -150,7 +150,7 @@ def tiny_params(**overrides: dict) -> dict:
                   "device": "cpu", "amp": "auto", "num_workers": 0, "cache_videos": 64},
         "postprocess": {"threshold": 0.5, "top_k": 1000, "min_length": 10, "max_length": 90,
                         "sigma": 0.5, "min_score": 0.01, "per_minute": 0.3, "min_segments": 1,
-                        "fallback": True, "decoder": "regression", "smooth": 1, "edge": 3,
+                        "fallback": True, "decoder": "regression", "smooth": 1, "gap": 0, "edge": 3,
                         "cap": True},
         "evaluate": {"thresholds": [0.5, 0.6, 0.7, 0.8, 0.9],
                      "length_buckets": [60, 300, 900, 1800], "baseline_seed": 0,
