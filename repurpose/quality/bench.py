@@ -179,17 +179,26 @@ def regression_diagnostics(plans: Sequence, outputs: dict) -> dict[str, float]:
             "reg_in_range": float(cat(in_range).mean()), "score_ties": float(cat(tied).mean())}
 
 
+# The runs decoder as it was before `gap` (smooth 5, no gap closing), decoded from the same
+# trained model beside the chosen settings so the decoder's share of a change is visible.
+PLAIN_RUNS = {"smooth": 5, "gap": 0}
+
+
 def arch_rows(name: str, run: dict, cap: bool, smooth: int, gap: int = 0) -> list[dict]:
-    """One row per decoder for a trained arch."""
+    """One row per decoder for a trained arch (plus plain runs when smooth/gap differ)."""
+    variants = [(d, d, smooth if d != "regression" else 1, gap if d != "regression" else 0)
+                for d in DECODERS]
+    if (smooth, gap) != (PLAIN_RUNS["smooth"], PLAIN_RUNS["gap"]):
+        variants.append(("runs", f"runs (smooth {PLAIN_RUNS['smooth']}, gap 0)",
+                         PLAIN_RUNS["smooth"], 0))
     rows = []
-    for decoder in DECODERS:
-        runs = decoder != "regression"
-        post = reference_protocol(decoder, cap, smooth if runs else 1, gap if runs else 0)
+    for decoder, label, width, closing in variants:
+        post = reference_protocol(decoder, cap, width, closing)
         segments = decode_outputs(run["plans"], run["outputs"], post)
         windows = [WindowResult(p.window.window_id, p.window.duration,
                                 segments[p.window.window_id], np.asarray(p.window.clips))
                    for p in run["plans"]]
-        rows.append({"system": f"{name} + {decoder}", **_summary(evaluate_windows(windows)),
+        rows.append({"system": f"{name} + {label}", **_summary(evaluate_windows(windows)),
                      "auc": run["auc"], "train_s": run["train_s"],
                      **{k: run[k] for k in ("reg_iou", "reg_zero", "reg_in_range",
                                             "score_ties")},
