@@ -3,7 +3,9 @@
 An exact cut must re-encode (a stream copy starts at a keyframe). x264's default preset
 (`medium`) made this the bottleneck (~12 s per minute of 360p on 2 cores); `veryfast` takes
 ~5 s for a file of about the same size. Features are computed from 224-px frames at 1 fps, so
-the preset costs nothing downstream. Used by yt-dlp's section downloads and by local cuts.
+the preset costs nothing downstream. Used by `cut.exact_cut`: downloads with
+`download.cut: reencode` (yt-dlp's exact sections and local cuts) and every `repurpose clip`
+output file; the download default is a stream copy (`cut.copy_cut`), which encodes nothing.
 
 One encoder (and decoder) thread: with x264's frame threads, two cuts of the same file were
 seen to differ (one video of nine in three test runs on a busy machine), so a teammate's
