@@ -42,8 +42,12 @@ def _in_flow(orch: Orchestration, fn, items):
 
 @pytest.fixture
 def api(prefect_server, monkeypatch):
+    """The session's real server, also when Prefect was imported (settings loaded) earlier."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.setenv("PREFECT_API_URL", prefect_server["url"])
-    return prefect_server["url"]
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server["url"]}):
+        yield prefect_server["url"]
 
 
 @pytest.mark.slow

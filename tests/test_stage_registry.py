@@ -133,14 +133,22 @@ GOOD = {"youtube_id": "abcdefghijk", "timeRange": [0, 100.0], "segments": [[10.5
         "timeRangeOffset": [0, 100.0], "segmentsOffset": [[10.5, 30.25]], "coverage": 0.2}
 
 
+@pytest.fixture
+def api(prefect_server, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """The session's real server, also when Prefect was imported (settings loaded) earlier."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server["url"])
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server["url"]}):
+        yield prefect_server["url"]
+
+
 @pytest.mark.slow
-def test_stage_runs_as_its_registry_flow_on_a_server(prefect_server, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage_runs_as_its_registry_flow_on_a_server(api: str, tmp_path: Path) -> None:
     import httpx
 
     from repurpose.cli import main as cli_main
 
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server["url"])
     splits = tmp_path / "splits"
     splits.mkdir()
     for split in ("train", "val", "test"):
@@ -155,5 +163,5 @@ def test_stage_runs_as_its_registry_flow_on_a_server(prefect_server, tmp_path: P
         outs[mode] = (out / "windows.parquet").read_bytes()
     assert outs["--prefect"] == outs["--no-prefect"]
     body = {"flows": {"name": {"any_": ["prepare"]}}}
-    runs = httpx.post(f"{prefect_server['url']}/flow_runs/filter", json=body, timeout=30).json()
+    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=30).json()
     assert [r["state_type"] for r in runs] == ["COMPLETED"]
