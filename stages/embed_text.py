@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from repurpose.features.inputs import load_videos
 from repurpose.features.text import run_embed_text
 from repurpose.params import load_section
+from repurpose.pervideo.inputs import load_videos
 from repurpose.runner import Mapper
 from repurpose.signals import stop_children_on_signal
 

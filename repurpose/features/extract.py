@@ -28,21 +28,13 @@ import numpy as np
 
 from repurpose import io
 from repurpose.features.backends import Backend, get_backend
-from repurpose.features.build import (
-    FAILED,
-    OK,
-    Entry,
-    ResultCache,
-    RunReport,
-    check_dtype,
-    check_positive_int,
-    collect,
-    finish,
-    remove_stale,
-    result_key,
-)
-from repurpose.features.decode import (
+from repurpose.features.build import check_dtype, finish
+from repurpose.features.shards import FeatureMeta
+from repurpose.media import MediaError, MediaInfo, probe
+from repurpose.params import ParamsError
+from repurpose.pervideo.decode import (
     AudioStats,
+    DecodedAudio,
     DecodeError,
     FrameStats,
     audio_seconds,
@@ -50,15 +42,22 @@ from repurpose.features.decode import (
     decode_frames,
     prefetch,
 )
-from repurpose.features.inputs import VideoInput, row_range
-from repurpose.features.shards import FeatureMeta
-from repurpose.media import MediaError, MediaInfo, probe
-from repurpose.params import ParamsError
+from repurpose.pervideo.engine import cached_or_compute, missing_file, undecodable
+from repurpose.pervideo.inputs import VideoInput, media_flags, row_range
+from repurpose.pervideo.results import (
+    FAILED,
+    OK,
+    Entry,
+    ResultCache,
+    RunReport,
+    check_positive_int,
+    remove_stale,
+    result_key,
+)
 from repurpose.runner import Mapper
 
 log = logging.getLogger(__name__)
 
-SHORTER_TOLERANCE = 1.0  # seconds a file may fall short of the ledger before it is flagged
 EXTRACT_MODALITIES = ("visual", "audio")
 
 
@@ -103,16 +102,14 @@ class ExtractJob:
     dtype: str
     batch_size: int
 
-
-def missing_file(video: VideoInput) -> Entry:
-    """The ledger lists the video but its file is gone (a failure that is never cached)."""
-    return Entry(video.youtube_id, "", FAILED, reason="missing_file",
-                 message=f"{video.path}: no such file", computed=False)
+    @property
+    def youtube_id(self) -> str:
+        return self.video.youtube_id
 
 
 def job_name(job: Any) -> str:
     """Mapper key / task name of a per-video job."""
-    return job.video.youtube_id
+    return job.youtube_id
 
 
 def video_key(video: VideoInput, cfg: ModalityConfig, weights: str) -> str:
@@ -121,30 +118,24 @@ def video_key(video: VideoInput, cfg: ModalityConfig, weights: str) -> str:
                       sha256=video.sha256, source_offset=video.source_offset)
 
 
-def extract_video(job: ExtractJob) -> Entry:
-    """Compute one video's vectors for one modality and cache them; return the outcome."""
+def extract_video(job: ExtractJob, audio: DecodedAudio | None = None,
+                  info: MediaInfo | None = None) -> Entry:
+    """Compute one video's vectors for one modality and cache them; return the outcome.
+    `audio` / `info`: the file's audio at the backend's rate and its probe, when a caller
+    decoded them once for several models (the same numbers as decoding here)."""
     cache = ResultCache(job.cache_root)
     v = job.video
     try:
-        entry, array = _extract(job)
+        entry, array = _extract(job, audio, info)
     except MediaError as exc:  # permanent: a property of the file, cached
-        entry, array = Entry(v.youtube_id, job.key, FAILED, reason="undecodable",
-                             message=str(exc)[:500]), None
+        entry, array = undecodable(v, job.key, exc), None
     return cache.save(entry, array)  # a non-finite result comes back as failed
 
 
-def media_flags(video: VideoInput, info: MediaInfo) -> list[str]:
-    flags = []
-    if video.duration and info.duration < video.duration - SHORTER_TOLERANCE:
-        flags.append("shorter_than_ledger")
-    if info.duration < 1.0:
-        flags.append("short_video")
-    return flags
-
-
-def _extract(job: ExtractJob) -> tuple[Entry, np.ndarray | None]:
+def _extract(job: ExtractJob, audio: DecodedAudio | None,
+             info: MediaInfo | None) -> tuple[Entry, np.ndarray | None]:
     v, backend = job.video, job.backend
-    info = probe(v.path)
+    info = info or probe(v.path)
     flags = media_flags(v, info)
     first, stop = row_range(v.source_offset, info.duration)
     n = stop - first
@@ -155,55 +146,70 @@ def _extract(job: ExtractJob) -> tuple[Entry, np.ndarray | None]:
 
     if n <= 0:
         return failed("too_short", f"{info.duration:.3f} s: no second has its midpoint inside")
-    dim = backend.dim
-    out = np.zeros((n, dim), np.float32)
-    got = np.zeros(n, bool)
+    out = np.zeros((n, backend.dim), np.float32)  # [n_rows, dim]
+    got = np.zeros(n, bool)  # [n_rows] row decoded
     if backend.modality == "visual":
         if not info.has_video:
             return failed("no_video", "the file has no video stream")
-        if info.width % 2 or info.height % 2:
-            flags.append("odd_resolution")
-        times = first + np.arange(n) + 0.5 - v.source_offset
-        stats = FrameStats()
-        frames = decode_frames(v.path, times, backend.geometry, stats, lead_hold=np.inf)
-        for idx, batch in prefetch(batched(frames, job.batch_size)):
-            out[idx] = backend.embed_frames(batch)
-            got[idx] = True
-        if stats.variable_frame_rate:
-            flags.append("vfr")
-        if stats.bad_packets:
-            flags.append("decode_errors")
+        _visual_rows(job, info, first, out, got, flags)
     else:
-        if not info.has_audio:
-            flags.append("no_audio")
-            got[:] = True  # zero vectors, flagged
-        else:
-            stats_a = AudioStats()
-            seconds = audio_seconds(v.path, backend.sample_rate, first - v.source_offset, n,
-                                    job.batch_size, stats_a)
-            try:
-                for idx, batch in prefetch(seconds):
-                    out[idx] = backend.embed_audio(batch)
-                    got[idx] = True
-            except DecodeError:
-                if info.has_video:  # a broken audio track in a good video: zeros, flagged
-                    flags.append("audio_undecodable")
-                    got[:] = True
-                else:
-                    raise
-            if stats_a.samples and stats_a.silent:
-                flags.append("silent")
-            if stats_a.stderr and stats_a.samples:
-                flags.append("decode_errors")
+        _audio_rows(job, info, first, out, got, flags, audio)
     kept = _kept_rows(got)
     if kept == 0:
         return failed("undecodable", "no row could be decoded")
     if kept < n:
         flags.append("truncated")
     entry = Entry(v.youtube_id, job.key, OK, flags=tuple(sorted(set(flags))), first_t=first,
-                  n_rows=kept, dim=dim)
+                  n_rows=kept, dim=backend.dim)
     with np.errstate(over="ignore"):  # overflow becomes inf: refused by cache.save
         return entry, out[:kept].astype(job.dtype)
+
+
+def _visual_rows(job: ExtractJob, info: MediaInfo, first: int, out: np.ndarray,
+                 got: np.ndarray, flags: list[str]) -> None:
+    """Fill `out` [n_rows, dim] with the frame vectors (frame shown at each row's midpoint)."""
+    v, backend = job.video, job.backend
+    if info.width % 2 or info.height % 2:
+        flags.append("odd_resolution")
+    times = first + np.arange(len(out)) + 0.5 - v.source_offset  # [n_rows] file times
+    stats = FrameStats()
+    frames = decode_frames(v.path, times, backend.geometry, stats, lead_hold=np.inf)
+    for idx, batch in prefetch(batched(frames, job.batch_size)):  # batch: uint8 [B, H, W, 3]
+        out[idx] = backend.embed_frames(batch)
+        got[idx] = True
+    if stats.variable_frame_rate:
+        flags.append("vfr")
+    if stats.bad_packets:
+        flags.append("decode_errors")
+
+
+def _audio_rows(job: ExtractJob, info: MediaInfo, first: int, out: np.ndarray,
+                got: np.ndarray, flags: list[str], audio: DecodedAudio | None) -> None:
+    """Fill `out` [n_rows, dim] with the vectors of each row's second of audio."""
+    v, backend = job.video, job.backend
+    if not info.has_audio:
+        flags.append("no_audio")
+        got[:] = True  # zero vectors, flagged
+        return
+    stats = AudioStats()
+    start, n = first - v.source_offset, len(out)
+    if audio is not None:
+        seconds = audio.seconds(backend.sample_rate, start, n, job.batch_size, stats)
+    else:
+        seconds = audio_seconds(v.path, backend.sample_rate, start, n, job.batch_size, stats)
+    try:
+        for idx, batch in prefetch(seconds):  # batch: float32 [B, sample_rate]
+            out[idx] = backend.embed_audio(batch)
+            got[idx] = True
+    except DecodeError:
+        if not info.has_video:
+            raise
+        flags.append("audio_undecodable")  # a broken audio track in a good video: zeros
+        got[:] = True
+    if stats.samples and stats.silent:
+        flags.append("silent")
+    if stats.stderr and stats.samples:
+        flags.append("decode_errors")
 
 
 def _kept_rows(got: np.ndarray) -> int:
@@ -234,25 +240,46 @@ def run_extract(modality: str, section: dict[str, Any], videos: list[VideoInput]
         return _run(cfg, meta, weights, videos, out_dir, cache, mapper, retry_failed)
 
 
+@dataclass(frozen=True)
+class CachedArrays:
+    """Recipe part shared by the array stages: results are entries in a `ResultCache`."""
+
+    cache: ResultCache
+    dim: int
+
+    def lookup(self, video: VideoInput, key: str) -> Entry | None:
+        """The cached entry under `key` if complete and of the expected shape."""
+        return self.cache.load(video.youtube_id, key, self.dim)
+
+    def entry(self, result: Entry) -> Entry:
+        """An array stage's result is its entry."""
+        return result
+
+
+@dataclass(frozen=True)
+class ExtractRecipe(CachedArrays):
+    """Extract's plan: a missing file fails at once; the key hashes video, backend, weights."""
+
+    cfg: ModalityConfig
+    weights: str
+
+    def plan(self, video: VideoInput) -> str | Entry:
+        """The result key, or `missing_file` (not cached: the file may come back)."""
+        if not Path(video.path).is_file():
+            return missing_file(video)
+        return video_key(video, self.cfg, self.weights)
+
+    def job(self, video: VideoInput, key: str) -> ExtractJob:
+        """One video's extraction job."""
+        return ExtractJob(video, self.cfg.backend, str(self.cache.root), key, self.cfg.dtype,
+                          self.cfg.batch_size)
+
+
 def _run(cfg: ModalityConfig, meta: FeatureMeta, weights: str, videos: list[VideoInput],
          out_dir: str | Path, cache: ResultCache, mapper: Mapper,
          retry_failed: bool) -> RunReport:
     """Reuse what the cache holds, compute the rest, write the shards (under the lock)."""
     report = RunReport(cfg.modality, cfg.backend.key, videos=len(videos))
-    entries: dict[str, Entry] = {}
-    jobs = []
-    for v in videos:
-        if not Path(v.path).is_file():  # not cached: the file may come back
-            entries[v.youtube_id] = missing_file(v)
-            continue
-        key = video_key(v, cfg, weights)
-        hit = cache.load(v.youtube_id, key, cfg.backend.dim)
-        if hit is not None and not (retry_failed and hit.status == FAILED):
-            entries[v.youtube_id] = hit
-            report.reused += 1
-        else:
-            jobs.append(ExtractJob(v, cfg.backend, str(cache.root), key, cfg.dtype,
-                                   cfg.batch_size))
-    collect(mapper(extract_video, jobs, key=job_name), report, entries,
-            lambda job: job.video.youtube_id)
-    return finish(out_dir, meta, entries, cache, cfg.n_shards, report)
+    recipe = ExtractRecipe(cache, cfg.backend.dim, cfg, weights)
+    done = cached_or_compute(recipe, extract_video, videos, mapper, report, retry_failed)
+    return finish(out_dir, meta, done.entries, cache, cfg.n_shards, report)

@@ -17,28 +17,28 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from repurpose import io
-from repurpose.asr.transcript import Transcript
 from repurpose.features.backends import PACKAGE, Backend, WeightsMissing, files_identity
-from repurpose.features.build import (
+from repurpose.features.build import finish
+from repurpose.features.extract import CachedArrays, ModalityConfig
+from repurpose.pervideo.engine import cached_or_compute
+from repurpose.pervideo.inputs import VideoInput
+from repurpose.pervideo.results import (
     FAILED,
     OK,
     Entry,
     ResultCache,
     RunReport,
-    collect,
-    finish,
     remove_stale,
     result_key,
 )
-from repurpose.features.extract import ModalityConfig
-from repurpose.features.inputs import VideoInput
+from repurpose.pervideo.transcript import Transcript
 from repurpose.runner import Mapper
 from repurpose.timeline import second_index
 
@@ -150,9 +150,19 @@ def job_name(job: EmbedJob) -> str:
     return job.youtube_id
 
 
+def text_key(cfg: ModalityConfig, weights: str, transcript_key: str, rows: list[int]) -> str:
+    """Result key of one video's text vectors (from its transcript's key and rows)."""
+    return result_key(modality="text", backend=cfg.backend.key, params=cfg.backend.params,
+                      weights=weights, dtype=cfg.dtype, transcript=transcript_key, rows=rows)
+
+
 def embed_video(job: EmbedJob) -> Entry:
     """Per-second text vectors of one video from its stored transcript; cached."""
-    doc = json.loads(Path(job.transcript_path).read_text(encoding="utf-8"))
+    return embed_document(job, json.loads(Path(job.transcript_path).read_text(encoding="utf-8")))
+
+
+def embed_document(job: EmbedJob, doc: dict[str, Any]) -> Entry:
+    """Per-second text vectors from a stored-transcript document (`asr.run`'s format); cached."""
     first, stop = int(doc["rows"][0]), int(doc["rows"][1])
     n = stop - first
     transcript = Transcript.from_json(doc)
@@ -186,34 +196,45 @@ def run_embed_text(section: dict[str, Any], videos: list[VideoInput],
         return _run(cfg, weights, videos, transcripts_dir, out_dir, cache, mapper)
 
 
+@dataclass(frozen=True)
+class EmbedRecipe(CachedArrays):
+    """Embed's plan: the key hashes the transcript's key and rows, backend and weights; a video
+    without a readable transcript fails `no_transcript` at once. Collects the ASR identities."""
+
+    cfg: ModalityConfig
+    weights: str
+    transcripts_dir: Path
+    asr: set[tuple[str, str]] = field(default_factory=set)
+
+    def path(self, video: VideoInput) -> Path:
+        """The stored transcript of `video`."""
+        return self.transcripts_dir / f"{video.youtube_id}.json"
+
+    def plan(self, video: VideoInput) -> str | Entry:
+        """The result key, or `no_transcript` (its transcription failed; not cached)."""
+        path = self.path(video)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            tkey, rows = str(doc["key"]), list(doc["rows"])
+            self.asr.add((str(doc.get("backend")), str(doc.get("weights"))))
+        except (OSError, ValueError, KeyError, TypeError):
+            return Entry(video.youtube_id, "", FAILED, reason="no_transcript",
+                         message=f"{path}: missing or unreadable", computed=False)
+        return text_key(self.cfg, self.weights, tkey, rows)
+
+    def job(self, video: VideoInput, key: str) -> EmbedJob:
+        """One video's embedding job."""
+        return EmbedJob(video.youtube_id, str(self.path(video)), self.cfg.backend,
+                        str(self.cache.root), key, self.cfg.dtype, self.cfg.batch_size)
+
+
 def _run(cfg: ModalityConfig, weights: str, videos: list[VideoInput],
          transcripts_dir: str | Path, out_dir: str | Path, cache: ResultCache,
          mapper: Mapper) -> RunReport:
     """Reuse what the cache holds, embed the rest, write the shards (under the lock)."""
     report = RunReport("text", cfg.backend.key, videos=len(videos))
-    entries: dict[str, Entry] = {}
-    jobs = []
-    asr: set[tuple[str, str]] = set()
-    for v in videos:
-        path = Path(transcripts_dir) / f"{v.youtube_id}.json"
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            tkey, rows = str(doc["key"]), list(doc["rows"])
-            asr.add((str(doc.get("backend")), str(doc.get("weights"))))
-        except (OSError, ValueError, KeyError, TypeError):
-            entries[v.youtube_id] = Entry(v.youtube_id, "", FAILED, reason="no_transcript",
-                                          message=f"{path}: missing or unreadable",
-                                          computed=False)
-            continue
-        key = result_key(modality="text", backend=cfg.backend.key, params=cfg.backend.params,
-                         weights=weights, dtype=cfg.dtype, transcript=tkey, rows=rows)
-        hit = cache.load(v.youtube_id, key, cfg.backend.dim)
-        if hit is not None:
-            entries[v.youtube_id] = hit
-            report.reused += 1
-        else:
-            jobs.append(EmbedJob(v.youtube_id, str(path), cfg.backend, str(cache.root), key,
-                                 cfg.dtype, cfg.batch_size))
-    collect(mapper(embed_video, jobs, key=job_name), report, entries, lambda j: j.youtube_id)
+    recipe = EmbedRecipe(cache, cfg.backend.dim, cfg, weights, Path(transcripts_dir))
+    done = cached_or_compute(recipe, embed_video, videos, mapper, report)
+    asr = recipe.asr
     extra = {"asr": sorted(f"{b}@{w}" for b, w in asr)} if asr else {}
-    return finish(out_dir, cfg.meta(weights, extra), entries, cache, cfg.n_shards, report)
+    return finish(out_dir, cfg.meta(weights, extra), done.entries, cache, cfg.n_shards, report)

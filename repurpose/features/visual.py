@@ -29,8 +29,8 @@ from repurpose.features.backends import (
     quiet_transformers,
     resolve_device,
 )
-from repurpose.features.decode import FrameGeometry
 from repurpose.params import ParamsError
+from repurpose.pervideo.decode import FrameGeometry
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

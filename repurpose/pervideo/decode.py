@@ -315,6 +315,47 @@ def _update_loudness(stats: AudioStats, audio: np.ndarray, sample_rate: int) -> 
                                                                  .mean())))
 
 
+@dataclass
+class DecodedAudio:
+    """A file's whole first audio stream, decoded once at one rate and shared by every model at
+    that rate (the ASR and an audio backend): the same samples each would decode itself."""
+
+    samples: np.ndarray | None  # float32 [n] from file time 0; None when decoding failed
+    stats: AudioStats
+    error: DecodeError | None = None
+
+    @classmethod
+    def decode(cls, path: str | os.PathLike[str], sample_rate: int) -> DecodedAudio:
+        """Decode (`read_audio`); a `DecodeError` is kept and raised to each consumer."""
+        stats = AudioStats()
+        try:
+            return cls(read_audio(path, sample_rate, stats), stats)
+        except DecodeError as exc:
+            return cls(None, stats, exc)
+
+    def read(self, stats: AudioStats | None = None) -> np.ndarray:
+        """The samples as `read_audio` gives them, its stats copied into `stats`."""
+        if self.error is not None:
+            raise self.error
+        assert self.samples is not None
+        if stats is not None:
+            stats.samples, stats.peak = self.stats.samples, self.stats.peak
+            stats.loudest_rms, stats.stderr = self.stats.loudest_rms, self.stats.stderr
+        return self.samples
+
+    def seconds(self, sample_rate: int, first_time: float, n_rows: int, batch_rows: int,
+                stats: AudioStats) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`audio_seconds` over these samples (stats as `audio_seconds` fills them; a decode
+        error is raised while iterating, as there)."""
+        if self.error is not None:
+            raise self.error
+        assert self.samples is not None
+        stats.samples, stats.peak, stats.stderr = (self.stats.samples, self.stats.peak,
+                                                   self.stats.stderr)
+        blocks = [self.samples] if len(self.samples) else []
+        yield from seconds_of_blocks(blocks, sample_rate, first_time, n_rows, batch_rows, stats)
+
+
 def audio_seconds(path: str | os.PathLike[str], sample_rate: int, first_time: float,
                   n_rows: int, batch_rows: int, stats: AudioStats | None = None,
                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -324,6 +365,14 @@ def audio_seconds(path: str | os.PathLike[str], sample_rate: int, first_time: fl
     Parts of a row outside the decoded audio are zeros; rows with no decoded sample at all are
     not yielded (the caller sees which rows came)."""
     stats = stats if stats is not None else AudioStats()
+    blocks = audio_blocks(path, sample_rate, block_seconds=max(batch_rows, 30), stats=stats)
+    return seconds_of_blocks(blocks, sample_rate, first_time, n_rows, batch_rows, stats)
+
+
+def seconds_of_blocks(blocks: Iterable[np.ndarray], sample_rate: int, first_time: float,
+                      n_rows: int, batch_rows: int, stats: AudioStats,
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`audio_seconds` over consecutive sample blocks from file time 0 (any block sizes)."""
     sr = sample_rate
     start = int(round(first_time * sr))  # sample index of row 0 (may be negative)
     buf = np.zeros(0, np.float32)
@@ -350,7 +399,7 @@ def audio_seconds(path: str | os.PathLike[str], sample_rate: int, first_time: fl
             yield np.asarray(pending_rows), segs
             pending_rows, pending = [], []
 
-    for block in audio_blocks(path, sr, block_seconds=max(batch_rows, 30), stats=stats):
+    for block in blocks:
         buf = np.concatenate([buf, block])
         decoded += len(block)
         while row < n_rows and start + (row + 1) * sr <= decoded:
