@@ -55,13 +55,15 @@ PARAMS = """download:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 s, 320x180, keyframes exactly every 10 s, AAC audio changing pitch each second."""
+    """40 s, 320x180, keyframes exactly every 10 s, B-frames (as YouTube's H.264 has), AAC
+    audio changing pitch each second."""
     out = tmp_path_factory.mktemp("src") / f"{VID}.mp4"
     tone = "sin(2*PI*(300+40*mod(floor(t),9))*t)"
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=40",
                 "-f", "lavfi", "-i", f"aevalsrc='{tone}':s=44100:d=40",
-                "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-keyint_min", "250",
-                "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+                "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "250",
+                "-keyint_min", "250", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-b:a", "96k",
                 "-movflags", "+faststart", "-t", "40", str(out)])
     return out
 
@@ -103,16 +105,18 @@ def test_copy_starts_at_the_keyframe_before_the_range_and_covers_it(
     row = run_stage(tmp_path, source.parent, "copy")
     assert (row.status, row.cut, row.requested_start, row.requested_end) == (
         "ok", "copy", RANGE[0], RANGE[1])
-    # the first packet is the keyframe at 20 s (the AAC frame holding 20 s starts a little
-    # earlier): a fractional offset, 3.4 s before the range
-    assert 19.9 < row.source_offset <= 20.0 and row.source_offset != int(row.source_offset)
+    # the first packet belongs to the keyframe at 20 s: with B-frames its decode time is two
+    # frames earlier and the audio starts at the AAC frame holding that, so a fractional offset
+    # a little before 20 s, 3.4 s and more before the range
+    assert 19.8 < row.source_offset <= 20.0 and row.source_offset != int(row.source_offset)
     path = tmp_path / "out" / row.file
     info = probe(path)
     assert container_start(path) == 0.0  # the file itself starts at 0
     assert abs(row.duration - info.duration) < 1e-3
     # the needed range is covered: [offset, offset + duration] contains [23.4, 31.0]
     assert row.source_offset <= RANGE[0] and row.source_offset + info.duration >= RANGE[1] - 0.05
-    assert keyframe_times(path)[0] < 0.01  # the file opens on that keyframe (no re-encode)
+    # the file opens on that keyframe (no re-encode), at file time 20 - source_offset
+    assert abs(keyframe_times(path)[0] - (20.0 - row.source_offset)) < 1e-3
     # one GOP more than the range, not the whole file
     assert path.stat().st_size < 0.5 * source.stat().st_size
 
@@ -145,7 +149,7 @@ def test_section_features_equal_the_whole_files_at_the_same_absolute_seconds(
 ) -> None:
     section = tmp_path / f"{VID}.mp4"
     offset = copy_cut(source, RANGE[0], RANGE[1] - RANGE[0], section)
-    assert 19.9 < offset <= 20.0
+    assert 19.8 < offset <= 20.0
     part = VideoInput(VID, str(section), sha256_file(section), offset, probe(section).duration,
                       True)
     whole = VideoInput("wholefile01", str(source), sha256_file(source), 0.0, 40.0, True)
@@ -174,7 +178,7 @@ def test_url_source_copies_the_section_with_the_keyframe_offset(
         server.add(f"{VID}.mp4", source.read_bytes())
         row = run_stage(tmp_path, None, "copy", f'"{server.base_url}/{{youtube_id}}.mp4"')
     assert (row.status, row.source, row.cut) == ("ok", "url", "copy")
-    assert 19.9 < row.source_offset <= 20.0
+    assert 19.8 < row.source_offset <= 20.0
     path = tmp_path / "out" / row.file
     assert row.source_offset + probe(path).duration >= RANGE[1] - 0.05
     assert container_start(path) == 0.0
