@@ -43,6 +43,7 @@ REAL = ROOT.parent / "shared" / "data" / "repurpose10k"
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of one command."""
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -147,6 +148,7 @@ class RssSampler:
     """Peak and last RSS (bytes) of a process and its descendants, sampled in a thread."""
 
     def __init__(self, pid: int, every: float = 0.5) -> None:
+        """Watch process `pid` every `every` seconds once entered."""
         import threading
 
         self.pid, self.every, self.peak, self.last = pid, every, 0, 0
@@ -169,16 +171,19 @@ class RssSampler:
         return total
 
     def _run(self) -> None:
+        """The sampling loop."""
         while not self._stop.wait(self.every):
             self.last = self.rss()
             self.peak = max(self.peak, self.last)
 
     def __enter__(self) -> RssSampler:
+        """Take a first sample and start sampling."""
         self.last = self.peak = self.rss()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop sampling."""
         self._stop.set()
         self._thread.join()
 
@@ -243,6 +248,7 @@ def mapped_flow(n: int, batch_size: int | str, workers: int) -> tuple[float, str
 
     @flow(name="prefect-overhead", log_prints=True, validate_parameters=False)
     def bench(items: list[int]) -> tuple[str, int]:
+        """Map the items as a stage would; return the flow run id and the correct results."""
         mapper = prefect_mapper(orch)
         ok = sum(1 for item, r in mapper(_trivial, items, key=lambda i: f"video-{i:05d}")
                  if r == item * 2)

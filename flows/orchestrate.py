@@ -20,6 +20,7 @@ def stage_flow(name: str) -> Flow:
     stage = get_stage(name)
 
     def run(args: argparse.Namespace, orch: Orchestration) -> int:
+        """The flow body: the stage's main with a Prefect mapper."""
         from flows.runners import prefect_mapper
         from repurpose.progress import stage_desc, with_progress
 

@@ -79,6 +79,7 @@ def prefect_mapper(orch: Orchestration) -> Mapper:
     def _map(
         fn: Callable[[T], R], items: Sequence[T], *, key: Callable[[T], str]
     ) -> Iterator[tuple[T, R | BaseException]]:
+        """Per-item or batched task runs, by `orch.batch_size` and the number of items."""
         size = batch_size_for(orch.batch_size, len(items))
         if size > 1:
             yield from _batched_map(orch, size, fn, items, key)
@@ -140,6 +141,7 @@ def _batched_map(orch: Orchestration, size: int, fn: Callable[[T], R], items: Se
     still tried, retried on a transient error and reported on its own."""
 
     def run_batch(batch: list[T]) -> list[R | BaseException]:
+        """The batch's task: every item tried on its own, failures logged and returned."""
         results = [attempt(fn, item, key(item), orch.retries) for item in batch]
         for item, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):

@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _stage_handler(name: str):  # noqa: ANN202
+    """The argparse handler of stage `name`."""
+
     def handler(args: argparse.Namespace) -> int:
+        """Run the stage with the parsed arguments."""
         return run_stage(name, args)
 
     return handler

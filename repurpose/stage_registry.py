@@ -145,6 +145,7 @@ def run_standalone(name: str, add_arguments: Callable[[argparse.ArgumentParser],
     setup_logging(args.verbose)
 
     def handler(ns: argparse.Namespace) -> int:
+        """Run the stage directly with the mapper the arguments ask for."""
         return int(main(ns, mapper=direct_mapper(name, ns, orchestration_from(ns))))
 
     return exit_status(handler, args)
