@@ -68,3 +68,35 @@ def test_cache_keys_are_the_ones_stored_before() -> None:
     assert result_key(modality="text", backend=text.backend.key, params=text.backend.params,
                       weights="sha256:m", dtype=text.dtype, transcript="tk",
                       rows=[12, 102]) == "8b0c4a451b2c59fb4b095f3116fcaa73"
+
+
+def test_engine_reuses_failures_unless_retried_and_never_caches_a_missing_file(
+        tmp_path: Path) -> None:
+    from repurpose.features.extract import run_extract
+    from repurpose.features.synthetic import pattern_video, write_test_ledger
+    from repurpose.pervideo.inputs import load_videos
+    from repurpose.runner import serial_map
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    pattern_video(folder / "goodvideo01.mp4", 3, ())
+    (folder / "brokenvid01.mp4").write_bytes(os.urandom(2000))
+    pattern_video(folder / "missingfil1.mp4", 3, ())
+    write_test_ledger(folder, {"goodvideo01": {}, "brokenvid01": {}, "missingfil1": {}})
+    videos = load_videos(folder / "ledger.parquet", folder)
+    (folder / "missingfil1.mp4").unlink()  # listed in the ledger, gone from disk
+    section = {"backend": "logmel", "device": "cpu", "batch_size": 8, "dtype": "float32",
+               "n_shards": 1}
+
+    def run(retry: bool = False):  # noqa: ANN202
+        return run_extract("audio", section, videos, tmp_path / "out", tmp_path / "cache",
+                           serial_map, retry_failed=retry)
+
+    first = run()
+    assert (first.computed, first.reused) == (2, 0)  # the missing file is neither
+    assert first.failed == {"undecodable": 1, "missing_file": 1}
+    again = run()
+    assert (again.computed, again.reused) == (0, 2)  # the media failure is a cached result
+    retried = run(retry=True)
+    assert (retried.computed, retried.reused) == (1, 1)  # only the failure is recomputed
+    assert retried.failed == first.failed
