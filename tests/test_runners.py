@@ -75,11 +75,14 @@ def test_dask_cluster_of_two_processes_survives_a_killed_worker(api, tmp_path):
 def test_dask_and_threads_give_the_same_results(api):
     items = [(x,) for x in range(5)]
 
-    def values(runner: str):
-        orch = Orchestration(prefect=True, task_runner=runner, workers=2, retries=0)
+    def values(runner: str, batch_size: int | str = "auto"):
+        orch = Orchestration(prefect=True, task_runner=runner, workers=2, retries=0,
+                             batch_size=batch_size)
         return {i[0]: r[0] for i, r in _in_flow(orch, _square_item, items)}
 
-    assert values("dask") == values("threads") == {x: x * x for x in range(5)}
+    expected = {x: x * x for x in range(5)}
+    assert values("dask") == values("threads") == expected
+    assert values("dask", batch_size=2) == values("threads", batch_size=2) == expected
 
 
 def _square_item(item: tuple[int]) -> tuple[int, int]:
