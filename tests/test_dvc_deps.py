@@ -175,6 +175,17 @@ def test_registry_params_equal_dvc_params() -> None:
             f"{sorted(stage.params)} (repurpose/stage_registry.py)")
 
 
+def test_registry_params_keys_exist_in_params_yaml() -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for stage in STAGES:
+        for key in stage.params:
+            node = params
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, (
+                    f"stage {stage.name}: params key {key} is not in params.yaml")
+                node = node[part]
+
+
 def test_closure_follows_local_imports_and_registry_strings() -> None:
     # the checker itself: evaluate uses postprocess (iou_1d), extract reaches the
     # visual backend only through the backends registry's "module:Class" strings
