@@ -62,7 +62,6 @@ def model_section(modality: str, recorded: dict[str, Any], params: dict[str, Any
     from repurpose.features.backends import backend_class
 
     key = recorded.get("backend")
-    where = SECTIONS[modality][1]
     try:
         cls = backend_class(modality, str(key))
     except ParamsError as exc:
@@ -82,7 +81,6 @@ def model_section(modality: str, recorded: dict[str, Any], params: dict[str, Any
         "batch_size": local.get("batch_size", SECTIONS[modality][2]),
         "dtype": recorded.get("dtype", "float16"),
         "n_shards": 1,
-        "_where": where,
     }
 
 
@@ -90,9 +88,8 @@ def check_backend(modality: str, section: dict[str, Any], recorded: dict[str, An
     """Build the backend of `section`; check it against the model's record; its weights id."""
     from repurpose.features.extract import ModalityConfig
 
-    where = section["_where"]
-    clean = {k: v for k, v in section.items() if k != "_where"}
-    cfg = ModalityConfig.from_section(modality, clean, where)
+    where = SECTIONS[modality][1]  # the params section named in errors
+    cfg = ModalityConfig.from_section(modality, section, where)
     backend = cfg.backend
     weights = backend.weights_identity()  # WeightsMissing names the key if they are absent
     problems = []
@@ -192,14 +189,12 @@ def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],
 
     for m in ("visual", "audio"):
         progress(m)
-        section = {k: v for k, v in sections[m].items() if k != "_where"}
-        report = run_extract(m, section, [video], features / m, cache / m, serial_map)
+        report = run_extract(m, sections[m], [video], features / m, cache / m, serial_map)
         _check_report(report, features / m, f"{m} extraction", name)
         result.reports.append(("extract", report))
 
     progress("text")
-    section = {k: v for k, v in sections["text"].items() if k != "_where"}
-    report = run_embed_text(section, [video], out, features / "text", cache / "text",
+    report = run_embed_text(sections["text"], [video], out, features / "text", cache / "text",
                             serial_map)
     _check_report(report, features / "text", "text embedding", name)
     result.reports.append(("embed_text", report))

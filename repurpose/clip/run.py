@@ -362,25 +362,8 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
         clips = _export_all(chosen, source, out, work, feats.transcript, opts, progress)
 
         progress.step("manifest")
-        manifest = {
-            "format": FORMAT,
-            "source": {"input": source.input, "url": source.url, "path": str(source.path),
-                       "sha256": source.sha256, **{k: source.info.to_dict()[k] for k in (
-                           "duration", "width", "height", "fps", "has_audio")},
-                       "rotation": source.rotation, "display": list(source.display_size)},
-            "model": {"dir": str(opts.model), "params_hash": info.get("params_hash"),
-                      "data_hash": info.get("data_hash"), "best": info.get("best"),
-                      "features": {m: {k: f.get(k) for k in ("backend", "weights", "dim")}
-                                   for m, f in info["features"].items()},
-                      "postprocess": post.to_dict()},
-            "asr": feats.asr,
-            "options": _options(opts),
-            "windows": [[a, b] for a, b in windows],
-            "candidates": len(segments),
-            "shots": shots,
-            "preview": PREVIEW,
-            "clips": clips,
-        }
+        manifest = build_manifest(source, opts, info, post, feats.asr, windows, len(segments),
+                                  shots, clips)
         _write_outputs(out, manifest, page)
     finally:
         progress.close()
@@ -389,6 +372,31 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
     say(f"wrote {len(clips)} clip(s), {PREVIEW} and {MANIFEST} to {out} "
         f"({progress.timings()})")
     return manifest
+
+
+def build_manifest(source: Any, opts: ClipOptions, info: dict[str, Any], post: Any,
+                   asr: Any, windows: list[tuple[float, float]], candidates: int,
+                   shots: Any, clips: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest document: the input, the model and its settings, and every clip."""
+    return {
+        "format": FORMAT,
+        "source": {"input": source.input, "url": source.url, "path": str(source.path),
+                   "sha256": source.sha256, **{k: source.info.to_dict()[k] for k in (
+                       "duration", "width", "height", "fps", "has_audio")},
+                   "rotation": source.rotation, "display": list(source.display_size)},
+        "model": {"dir": str(opts.model), "params_hash": info.get("params_hash"),
+                  "data_hash": info.get("data_hash"), "best": info.get("best"),
+                  "features": {m: {k: f.get(k) for k in ("backend", "weights", "dim")}
+                               for m, f in info["features"].items()},
+                  "postprocess": post.to_dict()},
+        "asr": asr,
+        "options": _options(opts),
+        "windows": [[a, b] for a, b in windows],
+        "candidates": candidates,
+        "shots": shots,
+        "preview": PREVIEW,
+        "clips": clips,
+    }
 
 
 def _options(opts: ClipOptions) -> dict[str, Any]:
