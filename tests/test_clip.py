@@ -85,8 +85,7 @@ def build_model(root: Path, epochs: int = 30) -> tuple[Path, Path]:
     """(params.yaml, model folder): a tiny model trained through the real training code on
     synthetic vectors carrying the real backends' identity and dims."""
     from repurpose.features.shards import FeatureStore, shard_paths, write_shard
-    from repurpose.training.run import train_from_params
-    from repurpose.training.synthetic import make_synthetic, tiny_params
+    from tests.synthetic_training import make_synthetic, tiny_params, train_from_params
 
     params = tiny_params(train={"epochs": epochs, "warmup_epochs": 1, "batch_size": 2,
                                 "lr": 0.005, "select_metric": "loss"},

@@ -194,7 +194,7 @@ def test_standalone_evaluator_needs_no_torch(tmp_path: Path, gt_file: Path) -> N
 
 
 def test_evaluate_stage_writes_metrics_and_baselines(tmp_path: Path, gt_file: Path) -> None:
-    from repurpose.training.synthetic import write_params
+    from tests.synthetic_training import write_params
 
     params = write_params(tmp_path / "params.yaml")
     pred = _jsonl(tmp_path / "p.jsonl", [

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from repurpose.training.synthetic import make_synthetic, write_params
 from tests.conftest import REPO_ROOT
+from tests.synthetic_training import make_synthetic, write_params
 
 pytestmark = pytest.mark.slow
 

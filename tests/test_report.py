@@ -12,7 +12,7 @@ import pytest
 from repurpose.cli import main as cli
 from repurpose.evaluation.baselines import baseline_metrics, even_predictions
 from repurpose.evaluation.evaluator import evaluate, join, load_ground_truth
-from repurpose.training.synthetic import make_synthetic, write_params
+from tests.synthetic_training import make_synthetic, write_params
 
 CHROMIUM = Path("/usr/bin/chromium")
 PROBE = """<script>

@@ -23,8 +23,7 @@ from repurpose.training.index import (
     usable_videos,
 )
 from repurpose.training.loop import CURVES, TrainingInterrupted, lr_factor
-from repurpose.training.run import train_from_params
-from repurpose.training.synthetic import make_synthetic, write_params
+from tests.synthetic_training import make_synthetic, train_from_params, write_params
 
 
 @pytest.fixture(scope="module")

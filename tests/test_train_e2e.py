@@ -13,7 +13,7 @@ import pytest
 
 from repurpose.cli import main as cli
 from repurpose.training.checkpoint import load_weights
-from repurpose.training.synthetic import make_synthetic, write_params
+from tests.synthetic_training import make_synthetic, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -233,13 +233,3 @@ def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "
                         f"{spec.arch} model ({str(exc)[:160]})") from None
     return net.to(device).eval(), info
 
-
-def train_from_params(params_path: str | os.PathLike[str], windows: str | os.PathLike[str],
-                      features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
-                      out: str | os.PathLike[str], arch: str | None = None,
-                      **kwargs: Any) -> FitResult:
-    """Transitional: parse the params file once and train (tests move to `train_settings`)."""
-    from repurpose.params import load_params
-
-    return train_from_settings(train_settings(load_params(params_path), arch), windows,
-                               features, ledger, out, **kwargs)

@@ -1,5 +1,5 @@
-"""A small synthetic dataset for tests and smoke runs: split JSON files, the windows table,
-feature shards whose vectors carry a learnable signal, and a download ledger.
+"""Test fixture (not in the package): a small synthetic dataset: split JSON files, the windows
+table, feature shards whose vectors carry a learnable signal, and a download ledger.
 
 Never a substitute for real features: the vectors are noise plus directions that mark clip
 seconds, clip boundaries (like a scene cut) and, inside a clip, the distances to its start and
@@ -168,3 +168,14 @@ def write_params(path: str | os.PathLike[str], **overrides: dict) -> Path:
 
     io.write_text(path, yaml.safe_dump(tiny_params(**overrides), sort_keys=False))
     return Path(path)
+
+
+def train_from_params(params_path: str | os.PathLike[str], windows: str | os.PathLike[str],
+                      features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
+                      out: str | os.PathLike[str], arch: str | None = None, **kwargs):  # noqa: ANN201
+    """What `repurpose train` does: parse the params file once at the edge, then train."""
+    from repurpose.params import load_params
+    from repurpose.training.run import train_from_settings, train_settings
+
+    return train_from_settings(train_settings(load_params(params_path), arch), windows,
+                               features, ledger, out, **kwargs)
