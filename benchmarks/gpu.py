@@ -14,7 +14,8 @@ on the meta device (no compute), so a paper-size step (~3x its forward) can be p
 from any device. The encoders are the real classes (transformers' CLIPVisionModelWithProjection
 at ViT-B/32 sizes, panns_inference's Cnn14) with random weights: speed only, never features.
 The loader row times `WindowDataset` + `collate` + copy to the device over real-like
-synthetic shards at paper dims (`repurpose.features.synthetic`), alone and with the mmct step.
+synthetic shards at paper dims (`repurpose.features.synthetic`), alone and with a train step
+of `--loader-arch` (mmct by default) on every batch.
 Every row names the device (CUDA card, or the CPU model from /proc/cpuinfo).
 """
 
@@ -225,7 +226,7 @@ def loader_rows(a: argparse.Namespace, device: torch.device) -> list[dict]:
         dataset = WindowDataset(plans, root / "f")
         batches = epoch_batches(len(dataset), a.batch, seed=0, epoch=0)[: a.loader_batches]
         torch.manual_seed(0)
-        model = build("mmct", device).train()
+        model = build(a.loader_arch, device).train()
         rows = []
         for train in (False, True):
             loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate,
@@ -240,7 +241,7 @@ def loader_rows(a: argparse.Namespace, device: torch.device) -> list[dict]:
                 seconds += int(batch["lengths"].sum())
             sync(device)
             wall = time.perf_counter() - began
-            rows.append({"what": "loader -> device" + (" + mmct step" if train else ""),
+            rows.append({"what": "loader -> device" + (f" + {a.loader_arch} step" if train else ""),
                          "config": f"{a.workers} workers, batch {a.batch}, mean window "
                          f"{seconds / max(1, windows):.0f} s", "per_s": len(batches) / wall,
                          "items_per_s": windows / wall, "unit": "windows",
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-batch", type=int, default=256, help="frames / segments per call")
     p.add_argument("--loader-batches", type=int, default=8, help="0 = skip the loader rows")
     p.add_argument("--workers", type=int, default=4, help="loader worker processes")
+    p.add_argument("--loader-arch", default="mmct", choices=list(ARCHS),
+                   help="arch trained on the loader's batches (real window lengths)")
     p.add_argument("--skip-encoders", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--json", type=Path, help="also write the rows here")
