@@ -11,7 +11,7 @@ its soundtrack; kept in `--work` and reused), then measures, in one run and on t
   `paper`: CLIP ViT-B/32 and PANNs Cnn14 with RANDOM weights of the real classes, speed only,
   plus tiny.en and MiniLM), two ways, models already loaded, nothing cached:
   `today`: the stages' per-video functions one after another, each decoding the file itself,
-  default threads (torch: one per core; CTranslate2: 4);
+  the sections' batch sizes, default threads (torch: one per core; CTranslate2: 4);
   `onepass`: `repurpose.onepass` with params `onepass` (or `--onepass` overrides).
   Per modality: wall seconds and x real time; in total: wall seconds, x real time, speed-up;
   and the largest difference between the two ways' stored vectors.
@@ -191,7 +191,8 @@ def measure_set(name: str, video: VideoInput, work: Path, overrides: dict,
     for r in range(repeat):
         caches = {way: Path(tempfile.mkdtemp(prefix=f"cache-{name}-{way}-", dir=work))
                   for way in ("today", "onepass")}
-        jobs = {way: onepass.plan(video, params, caches[way], settings) for way in caches}
+        jobs = {"today": onepass.plan(video, params, caches["today"], onepass.OnePassSettings()),
+                "onepass": onepass.plan(video, params, caches["onepass"], settings)}
         asr_today = get_asr_backend(params["transcribe"]["backend"], params["transcribe"])
         for j in jobs.values():  # load every model before timing
             for backend in (j.visual.backend, j.audio.backend, j.transcribe.backend,

@@ -42,12 +42,17 @@ class OnePassSettings:
     concurrent: bool = True  # visual lane and audio lane in two threads at once
     torch_threads: int = 1  # torch intra-op threads while the pass runs (process-wide)
     asr_threads: int = 1  # CTranslate2 threads of the ASR model (0 = its default, 4)
+    batch_size: Mapping[str, int] = field(default_factory=dict)  # backend key -> batch size
+
+    def batch_for(self, cfg: ModalityConfig) -> int:
+        """The pass's batch size for a modality: its backend's entry, else the section's."""
+        return int(self.batch_size.get(cfg.backend.key, cfg.batch_size))
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any] | None) -> OnePassSettings:
         """Checked settings from params `onepass` (missing keys take the defaults)."""
         s = dict(section or {})
-        unknown = sorted(set(s) - {"concurrent", "torch_threads", "asr_threads"})
+        unknown = sorted(set(s) - {"concurrent", "torch_threads", "asr_threads", "batch_size"})
         if unknown:
             raise ParamsError(f"params onepass: unknown key(s) {', '.join(unknown)}")
         concurrent = s.get("concurrent", True)
@@ -56,8 +61,13 @@ class OnePassSettings:
         asr = s.get("asr_threads", 1)
         if not isinstance(asr, int) or isinstance(asr, bool) or asr < 0:
             raise ParamsError(f"params onepass.asr_threads: expected an integer >= 0, got {asr!r}")
+        sizes = s.get("batch_size") or {}
+        if not isinstance(sizes, Mapping):
+            raise ParamsError("params onepass.batch_size: expected a mapping backend -> size")
+        batch = {str(k): check_positive_int(v, f"onepass.batch_size.{k}")
+                 for k, v in sizes.items()}
         return cls(concurrent, check_positive_int(s.get("torch_threads", 1),
-                                                  "onepass.torch_threads"), asr)
+                                                  "onepass.torch_threads"), asr, batch)
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,7 @@ def plan(video: VideoInput, params: Mapping[str, Any], cache_dir: str | Path,
             root = cache / "features" / modality / cfg.backend.key
             jobs[modality] = ExtractJob(video, cfg.backend, str(root),
                                         video_key(video, cfg, weights), cfg.dtype,
-                                        cfg.batch_size)
+                                        settings.batch_for(cfg))
     if "text" in modalities:
         section = dict(params["transcribe"])
         key = str(section.get("backend"))
@@ -111,6 +121,8 @@ def plan(video: VideoInput, params: Mapping[str, Any], cache_dir: str | Path,
         jobs["asr_weights"] = weights
         cfg = ModalityConfig.from_section("text", params["embed_text"], "embed_text")
         root = cache / "features" / "text" / cfg.backend.key
+        cfg = ModalityConfig(cfg.modality, cfg.backend, cfg.dtype, settings.batch_for(cfg),
+                             cfg.n_shards)
         jobs["text"] = (cfg, cfg.backend.weights_identity(), str(root))
     return OnePassJobs(video, **jobs)
 
