@@ -137,8 +137,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def clip_kit(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One tiny trained clip model, its params and a speech video, shared by the
-    tests/test_clip_*.py modules (built with tests/test_clip.py's helpers)."""
-    from tests.test_clip import build_model, make_input
+    tests/test_clip_*.py modules (built with tests/clip_kit.py)."""
+    from tests.clip_kit import build_model, make_input
 
     root = tmp_path_factory.mktemp("clip-kit")
     params, model = build_model(root)

@@ -99,7 +99,7 @@ def audio_track(path: Path, rate: int = 16000) -> np.ndarray:
 
 @pytest.mark.slow
 def test_no_clip_cuts_a_word_of_real_speech(clip_kit: dict, tmp_path: Path) -> None:
-    from tests.test_clip import run_clip
+    from tests.clip_kit import run_clip
 
     out = tmp_path / "out"
     rc, _, stderr = run_clip(clip_kit, str(clip_kit["video"]), out, "--window-seconds", "20",

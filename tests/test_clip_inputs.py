@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from repurpose.media import ffmpeg_exe, probe, run_ffmpeg
-from tests.test_clip import run_clip
+from tests.clip_kit import run_clip
 
 pytestmark = pytest.mark.slow
 

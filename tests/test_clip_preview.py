@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_clip import run_clip
+from tests.clip_kit import run_clip
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -154,7 +154,7 @@ def test_path_smoothing_bounds_speed_and_ignores_jitter() -> None:
 
 @pytest.mark.slow
 def test_clip_vertical_follows_the_face_end_to_end(clip_kit: dict, tmp_path: Path) -> None:
-    from tests.test_clip import run_clip
+    from tests.clip_kit import run_clip
 
     video = make_face_video(tmp_path / "face-talk.mp4", audio_from=clip_kit["video"])
     out = tmp_path / "out"

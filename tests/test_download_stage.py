@@ -7,7 +7,6 @@ the timeout, an HTML page, a video without audio, a body that stalls mid-file.
 
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
 import signal
@@ -24,11 +23,10 @@ from repurpose.download.job import DownloadConfig, Job, run_job
 from repurpose.io import sha256_file
 from repurpose.media import probe
 from repurpose.runner import serial_map
-from repurpose.splits.tables import VideoRanges, write_videos_table
+from tests.download_kit import HULL, args_for, write_params, write_videos
 from tests.loopback import LoopbackServer, make_video
 
 REPO = Path(__file__).resolve().parents[1]
-HULL = (5.0, 12.0)  # seconds of the 20 s source videos every test asks for
 GOP = 2.0  # make_video's keyframe interval (s): a stream copy starts at most this much early
 
 
@@ -53,44 +51,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 def server():  # noqa: ANN201
     with LoopbackServer() as srv:
         yield srv
-
-
-def write_params(path: Path, server: LoopbackServer, **overrides: object) -> Path:
-    values: dict[str, object] = {
-        "source": "url",
-        "url_template": f'"{server.base_url}/{{youtube_id}}.mp4"',
-        "format": '"bv*[height<=360]+ba/b[height<=360]/b"',
-        "retries": 2,
-        "backoff_base": 0.05,
-        "backoff_max": 3,
-        "timeout": 1,
-        "rate_limit_seconds": 0,
-        "cookies_file": "null",
-        "max_failed_fraction": 0.6,
-        "deadline": 120,
-        "cut": "copy",
-    }
-    values.update(overrides)
-    body = "".join(f"  {k}: {v}\n" for k, v in values.items())
-    path.write_text(f"download:\n{body}", encoding="utf-8")
-    return path
-
-
-def write_videos(path: Path, ids: list[str], hull: tuple[float, float] = HULL) -> Path:
-    write_videos_table(path, [VideoRanges(i, (hull,), ("val",), 1) for i in ids])
-    return path
-
-
-def args_for(tmp: Path, **extra: object) -> argparse.Namespace:
-    values = {
-        "params": str(tmp / "params.yaml"),
-        "videos": str(tmp / "videos.parquet"),
-        "out": str(tmp / "out"),
-        "local_dir": None,
-        "retry_failed": False,
-    }
-    values.update(extra)
-    return argparse.Namespace(**values)
 
 
 def ledger(tmp: Path) -> dict[str, L.LedgerRow]:

@@ -62,7 +62,10 @@ def test_push_to_s3_then_a_clone_pulls_the_outputs(s3_server, repo_copy, tmp_pat
     dvc(["repro", "prepare"], repo_copy)
     dvc(["push"], repo_copy)
     stored = boto3.client("s3", endpoint_url=s3_server).list_objects_v2(Bucket="team-data")
-    assert stored["KeyCount"] > 0
+    pushed = {o["Key"].split("/files/md5/", 1)[-1] for o in stored.get("Contents", [])}
+    cache = repo_copy / ".dvc" / "cache" / "files" / "md5"
+    cached = {p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()}
+    assert cached and pushed == cached  # every cached object of the run is on the remote
     git(["add", "-A"], repo_copy)
     git(["commit", "-qm", "pipeline state"], repo_copy)
 

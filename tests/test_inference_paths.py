@@ -15,7 +15,7 @@ from repurpose.splits.schema import SplitEntry
 from repurpose.splits.windows import windows_table, write_windows
 from repurpose.training.predict import predict_split
 from repurpose.training.run import load_model
-from tests.test_clip import build_model, make_input
+from tests.clip_kit import build_model, make_input
 
 pytestmark = pytest.mark.slow
 

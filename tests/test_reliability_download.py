@@ -17,8 +17,8 @@ import pytest
 from repurpose.download import ledger as L
 from repurpose.signals import descendants
 from tests.conftest import REPO_ROOT
+from tests.download_kit import args_for, write_params, write_videos
 from tests.loopback import LoopbackServer, make_video
-from tests.test_download_stage import args_for, write_params, write_videos
 
 pytestmark = pytest.mark.slow
 
