@@ -24,7 +24,7 @@ def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
     """Train and print where the best model is."""
     del mapper  # one training process; multi-process goes through torchrun
     from repurpose.params import load_params
-    from repurpose.training.run import train_from_settings, train_settings
+    from repurpose.training.train import train_from_settings, train_settings
 
     settings = train_settings(load_params(args.params), args.arch)  # parsed once, here
     result = train_from_settings(settings, args.windows, args.features, args.ledger, args.out,

@@ -175,7 +175,7 @@ def train_from_params(params_path: str | os.PathLike[str], windows: str | os.Pat
                       out: str | os.PathLike[str], arch: str | None = None, **kwargs):  # noqa: ANN201
     """What `repurpose train` does: parse the params file once at the edge, then train."""
     from repurpose.params import load_params
-    from repurpose.training.run import train_from_settings, train_settings
+    from repurpose.training.train import train_from_settings, train_settings
 
     return train_from_settings(train_settings(load_params(params_path), arch), windows,
                                features, ledger, out, **kwargs)

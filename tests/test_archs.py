@@ -19,7 +19,7 @@ from repurpose.quality.bench import Budget, bench_specs, per_second_auc
 from repurpose.quality.planted import make_planted, small_spec
 from repurpose.training.config import TrainConfig
 from repurpose.training.index import index_features, load_plans
-from repurpose.training.run import load_model, train_model
+from repurpose.training.train import load_model, train_model
 
 REPO = Path(__file__).resolve().parents[1]
 

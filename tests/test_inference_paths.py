@@ -14,7 +14,7 @@ from repurpose.clip.predict import postprocess_config, predict_segments, split_w
 from repurpose.splits.schema import SplitEntry
 from repurpose.splits.windows import windows_table, write_windows
 from repurpose.training.predict import predict_split
-from repurpose.training.run import load_model
+from repurpose.training.train import load_model
 from tests.clip_kit import build_model, make_input
 
 pytestmark = pytest.mark.slow

@@ -122,7 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the command; a UserError becomes `error: ...` and exit status 2 in repurpose.cli."""
-    from repurpose.clip.run import ClipOptions, run
+    from repurpose.clip.pipeline import ClipOptions, run
     from repurpose.clip.subtitles import CaptionStyle
 
     style = CaptionStyle(font=args.caption_font, size=args.caption_size or 0,

@@ -30,7 +30,7 @@ from repurpose.model.registry import ARCHS, ModelSpec, arch_spec
 from repurpose.quality.planted import Difficulty, PlantedSet, PlantedSpec, make_planted
 from repurpose.training.config import TrainConfig
 from repurpose.training.index import index_features, load_plans
-from repurpose.training.run import load_model, train_model
+from repurpose.training.train import load_model, train_model
 
 log = logging.getLogger(__name__)
 HEADLINE = ("precision", "recall", "f1", "map")

@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from repurpose.params import load_params
-    from repurpose.training.run import distributed_env, train_from_settings, train_settings
+    from repurpose.training.train import distributed_env, train_from_settings, train_settings
 
     world, rank, _ = distributed_env()
     if rank != 0:

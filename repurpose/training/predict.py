@@ -22,7 +22,7 @@ from repurpose.model.postprocess import PostprocessConfig
 from repurpose.splits.windows import read_windows
 from repurpose.training.index import Funnel, index_features, plan_windows, usable_videos
 from repurpose.training.loop import resolve_device
-from repurpose.training.run import feature_info, load_model
+from repurpose.training.train import feature_info, load_model
 
 log = logging.getLogger(__name__)
 IDENTITY = ("backend", "weights", "dim", "fps")

@@ -318,7 +318,7 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
     from repurpose.clip.preview import page
     from repurpose.clip.source import resolve_source
     from repurpose.training.loop import resolve_device
-    from repurpose.training.run import load_model
+    from repurpose.training.train import load_model
 
     opts.check()
     params = read_params(opts.params)
