@@ -135,7 +135,6 @@ def tiny_params(**overrides: dict) -> dict:
                   "mmct": {"d_model": 32, "n_heads": 4, "ffn_dim": 64, "proj_hidden": 64,
                            "self_layers": 1, "caption_layers": 1, "cross_layers": 1,
                            "head_hidden": 32, "head_activation": False, "dropout": 0.0,
-                           "input_dropout": 0.0,
                            "attention": "sdpa", "reg_activation": "softplus",
                            "reg_scale": 30.0, "quality": True, "fuse_text": True,
                            "pos_scale": 0.1},

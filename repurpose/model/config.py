@@ -28,7 +28,6 @@ class ModelConfig:
     head_hidden: int = 32  # hidden width of the classification/regression heads (paper 256)
     head_activation: bool = False  # ReLU between head layers (reference: none)
     dropout: float = 0.0  # attention/FFN dropout (paper 0)
-    input_dropout: float = 0.0  # dropout on each modality's raw per-second features (paper 0)
     attention: str = "sdpa"  # sdpa (torch scaled_dot_product_attention) | naive (softmax)
     reg_activation: str = "softplus"  # offsets = act(head) * reg_scale: softplus | relu (reference)
     reg_scale: float = 30.0  # seconds per regression unit (reference: 1, raw seconds)
@@ -50,10 +49,8 @@ class ModelConfig:
         if self.d_model % self.n_heads:
             raise ParamsError(f"params {SECTION}.d_model ({self.d_model}) must be a multiple of "
                               f"{SECTION}.n_heads ({self.n_heads})")
-        for name in ("dropout", "input_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ParamsError(f"params {SECTION}.{name}: must be in [0, 1), got "
-                                  f"{getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ParamsError(f"params {SECTION}.dropout: must be in [0, 1), got {self.dropout}")
         if self.reg_activation not in REG_ACTIVATIONS:
             raise ParamsError(f"params {SECTION}.reg_activation: {self.reg_activation!r} is not "
                               f"one of {', '.join(REG_ACTIVATIONS)}")
@@ -76,8 +73,8 @@ class ModelConfig:
 # The paper's sizes (82.6M parameters with CLIP 512 / PANNs 2048 / MiniLM 384 inputs).
 REPURPOSE10K = ModelConfig(
     d_model=512, n_heads=8, ffn_dim=2048, proj_hidden=2048, self_layers=3, caption_layers=3,
-    cross_layers=3, head_hidden=256, head_activation=False, dropout=0.0, input_dropout=0.0,
-    attention="sdpa", fuse_text=False, pos_scale=1.0,
+    cross_layers=3, head_hidden=256, head_activation=False, dropout=0.0, attention="sdpa",
+    fuse_text=False, pos_scale=1.0,
 )
 # The released research code's choices, defects aside (raw seconds through a ReLU, no quality).
 REFERENCE_HEAD = {"reg_activation": "relu", "reg_scale": 1.0, "quality": False,

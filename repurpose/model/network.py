@@ -149,7 +149,6 @@ class RepurposeNet(nn.Module):
                              nn.Linear(cfg.proj_hidden, d))
             for m in MODALITIES
         })
-        self.input_drop = nn.Dropout(cfg.input_dropout)  # identity at 0 and in eval mode
         self.encoders = nn.ModuleDict({
             m: nn.ModuleList(Block(cfg, True, False) for _ in range(cfg.self_layers))
             for m in MODALITIES
@@ -177,7 +176,7 @@ class RepurposeNet(nn.Module):
                                                       mask.device)  # [T, d]
         streams = {}
         for m in MODALITIES:
-            x = self.proj[m](self.input_drop(inputs[m])) + pe  # the same pe for every batch item
+            x = self.proj[m](inputs[m]) + pe  # the same encoding for every batch item
             for block in self.encoders[m]:
                 x = block(x, mask)
             streams[m] = x
