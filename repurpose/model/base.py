@@ -7,6 +7,7 @@ only the per-second scores/offsets and the candidate segments of an `ArchOutput`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -36,3 +37,13 @@ def per_second_output(logits: Tensor, offsets: Tensor, mask: Tensor,
     if quality is not None:
         scores = torch.sqrt(scores * torch.sigmoid(quality.float()))
     return ArchOutput(logits, offsets, scores, segments, mask, extras or {})
+
+
+def input_dims(dims: Mapping[str, int]) -> dict[str, int]:
+    """Per-modality input widths, checked: every one of visual, audio, text must be given."""
+    from repurpose.model.config import MODALITIES
+
+    missing = [m for m in MODALITIES if m not in dims]
+    if missing:
+        raise ValueError(f"input dims missing for {', '.join(missing)}")
+    return {m: int(dims[m]) for m in MODALITIES}

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from repurpose.model.base import ArchOutput, per_second_output
+from repurpose.model.base import ArchOutput, input_dims, per_second_output
 from repurpose.model.config import MODALITIES, ModelConfig
 from repurpose.model.losses import LossConfig, compute_loss
 
@@ -138,11 +138,8 @@ class RepurposeNet(nn.Module):
 
     def __init__(self, cfg: ModelConfig, dims: Mapping[str, int]):
         super().__init__()
-        missing = [m for m in MODALITIES if m not in dims]
-        if missing:
-            raise ValueError(f"input dims missing for {', '.join(missing)}")
         self.cfg = cfg
-        self.dims = {m: int(dims[m]) for m in MODALITIES}
+        self.dims = input_dims(dims)
         d = cfg.d_model
         self.proj = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(self.dims[m], cfg.proj_hidden), nn.ReLU(),

@@ -70,7 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from repurpose.model.base import ArchOutput
+from repurpose.model.base import ArchOutput, input_dims
 from repurpose.model.losses import LossConfig, diou_loss_1d, sigmoid_focal_loss
 from repurpose.params import ParamsError, config_from_section
 
@@ -272,11 +272,8 @@ class TalNet(nn.Module):
 
     def __init__(self, cfg: TalConfig, dims: Mapping[str, int]):
         super().__init__()
-        missing = [m for m in MODALITIES if m not in dims]
-        if missing:
-            raise ValueError(f"input dims missing for {', '.join(missing)}")
         self.cfg = cfg
-        self.dims = {m: int(dims[m]) for m in MODALITIES}
+        self.dims = input_dims(dims)
         d = cfg.d_model
         self.proj = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(self.dims[m], d), nn.LayerNorm(d)) for m in MODALITIES
