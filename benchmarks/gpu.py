@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from repurpose.inference import to_device  # noqa: E402
 from repurpose.model.config import PAPER_DIMS, REPURPOSE10K  # noqa: E402
 from repurpose.model.registry import ARCHS, ModelSpec, arch_spec  # noqa: E402
 from repurpose.splits.labels import window_labels, window_targets  # noqa: E402
@@ -233,8 +234,7 @@ def loader_rows(a: argparse.Namespace, device: torch.device) -> list[dict]:
                                 num_workers=a.workers, pin_memory=device.type == "cuda")
             began, windows, seconds = time.perf_counter(), 0, 0
             for batch in loader:
-                b = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                     for k, v in batch.items()}
+                b = to_device(batch, device)  # as training does: float32 on the device
                 if train:
                     step_fn(model, b, device)()
                 windows += len(batch["index"])

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from repurpose.model.config import MODALITIES
 from repurpose.model.decoders import WindowOutput, decode_window
 from repurpose.model.losses import LossConfig
 from repurpose.model.postprocess import PostprocessConfig
@@ -29,9 +30,14 @@ def amp_settings(device: torch.device, mode: str) -> tuple[bool, torch.dtype]:
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    """Move the tensors of a collated batch."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-            for k, v in batch.items()}
+    """Move the tensors of a collated batch; the feature vectors become float32 there (the
+    loader keeps the shards' float16: half the bytes to pad, pass and copy)."""
+    out = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+           for k, v in batch.items()}
+    for m in MODALITIES:
+        if isinstance(out.get(m), torch.Tensor):
+            out[m] = out[m].float()
+    return out
 
 
 def _window_outputs(out, batch: dict) -> list[WindowOutput]:  # noqa: ANN001

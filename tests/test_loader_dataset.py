@@ -1,5 +1,5 @@
-"""The training loader on float16 shards: items keep the stored dtype, batches are float32 and
-equal to a plain pad, also when built in a DataLoader worker (shared memory)."""
+"""The training loader on float16 shards: items and batches keep the stored dtype, the model gets
+float32 equal to a plain pad, also when built in a DataLoader worker (shared memory)."""
 
 from __future__ import annotations
 
@@ -53,13 +53,17 @@ def _plain_pad(items: list[dict], key: str) -> torch.Tensor:
     return out
 
 
-def test_items_keep_float16_and_batches_are_float32(fp16_dataset):
+def test_batches_keep_float16_and_reach_the_model_as_float32(fp16_dataset):
+    from repurpose.inference import to_device
+
     items = [fp16_dataset[i] for i in range(len(fp16_dataset))]
     assert items[0]["audio"].dtype == torch.float16 and items[0]["audio"].shape[1] == 12
     batch = collate(items)
+    on_device = to_device(batch, torch.device("cpu"))
     for m in DIMS:
-        assert batch[m].dtype == torch.float32
-        assert torch.equal(batch[m], _plain_pad(items, m))
+        assert batch[m].dtype == torch.float16  # half the bytes through the loader
+        assert on_device[m].dtype == torch.float32
+        assert torch.equal(on_device[m], _plain_pad(items, m))
     assert batch["visual"][~batch["mask"]].abs().sum() == 0
 
 
