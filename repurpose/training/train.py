@@ -117,17 +117,9 @@ def train_from_settings(settings: TrainSettings, windows: str | os.PathLike[str]
                        windows, features, ledger, out, **kwargs)
 
 
-def train_model(model_spec: ModelSpec, train_cfg: TrainConfig, post: PostprocessConfig,
-                thresholds: tuple[float, ...], windows: str | os.PathLike[str],
-                features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
-                out: str | os.PathLike[str], *, train_split: str = "train",
-                val_split: str = "val", resume: bool = True,
-                stop_after_steps: int | None = None) -> FitResult:
-    """Train from config objects; write weights, model.json, curves and `last/` under `out`."""
-    windows, features, out = Path(windows), Path(features), Path(out)
-    if not windows.is_file():
-        raise UserError(f"{windows}: windows table not found (run the prepare stage)")
-
+def join_processes(train_cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(world, rank, device): under torchrun, join the process group (NCCL on CUDA, else gloo)
+    and take this process's GPU; alone, (1, 0, the configured device)."""
     world, rank, local_rank = distributed_env()
     if world > 1:
         import torch.distributed as dist
@@ -140,7 +132,21 @@ def train_model(model_spec: ModelSpec, train_cfg: TrainConfig, post: Postprocess
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    return world, rank, device
 
+
+def train_model(model_spec: ModelSpec, train_cfg: TrainConfig, post: PostprocessConfig,
+                thresholds: tuple[float, ...], windows: str | os.PathLike[str],
+                features: str | os.PathLike[str], ledger: str | os.PathLike[str] | None,
+                out: str | os.PathLike[str], *, train_split: str = "train",
+                val_split: str = "val", resume: bool = True,
+                stop_after_steps: int | None = None) -> FitResult:
+    """Train from config objects; write weights, model.json, curves and `last/` under `out`."""
+    windows, features, out = Path(windows), Path(features), Path(out)
+    if not windows.is_file():
+        raise UserError(f"{windows}: windows table not found (run the prepare stage)")
+
+    world, rank, device = join_processes(train_cfg)
     modalities = index_features(features)
     feats = feature_info(modalities, features)
     ok = usable_videos(ledger)
