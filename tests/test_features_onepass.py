@@ -73,7 +73,8 @@ def test_one_pass_equals_the_stages_and_fills_their_cache(speech_folder: Path,
 
     video = load_videos(speech_folder / "ledger.parquet", speech_folder)[0]
     settings = onepass.OnePassSettings.from_section(
-        {"concurrent": True, "torch_threads": 1, "asr_threads": 1})
+        {"concurrent": True, "torch_threads": 1, "asr_threads": 1,
+         "batch_size": {"efficientnet-lite0": 2}})  # the section says 4
     pass_cache = tmp_path / "pass-cache"
     jobs = onepass.plan(video, PARAMS, pass_cache, settings)
     result = onepass.run(jobs, settings)
