@@ -3,9 +3,10 @@
 The stages (`extract`, `transcribe`, `embed_text`) each open the file, probe it and decode what
 they need. For one video at a time (single-video runs, the throughput benchmark) this pass
 instead probes once, decodes each audio sample rate once (the ASR and a 16 kHz audio backend
-share one decode), and runs two lanes at the same time: the visual lane (frames -> visual
-model) and the audio lane (audio model, then ASR, then the text model on the transcript), each
-with few threads so that the two together fill the cores instead of oversubscribing them.
+share one decode), uses per-backend batch sizes, and runs two lanes: the visual lane (frames ->
+visual model) and the audio lane (audio model, then ASR, then the text model on the
+transcript), one after the other with the libraries' threads, or at the same time with few
+threads each (`concurrent`; measured on 2 cores: no fewer CPU seconds, see params.yaml).
 
 Only scheduling changes. Each modality is computed by the stage's own per-video function
 (`extract_video`, `transcribe_video`, `embed_document`) under the stage's own cache key and
@@ -40,7 +41,7 @@ class OnePassSettings:
     """Params `onepass`: how the pass schedules its work (never what it computes)."""
 
     concurrent: bool = True  # visual lane and audio lane in two threads at once
-    torch_threads: int = 1  # torch intra-op threads while the pass runs (process-wide)
+    torch_threads: int = 1  # torch intra-op threads while the pass runs (0 = torch's default)
     asr_threads: int = 1  # CTranslate2 threads of the ASR model (0 = its default, 4)
     batch_size: Mapping[str, int] = field(default_factory=dict)  # backend key -> batch size
 
@@ -58,16 +59,21 @@ class OnePassSettings:
         concurrent = s.get("concurrent", True)
         if not isinstance(concurrent, bool):
             raise ParamsError("params onepass.concurrent: expected true or false")
-        asr = s.get("asr_threads", 1)
-        if not isinstance(asr, int) or isinstance(asr, bool) or asr < 0:
-            raise ParamsError(f"params onepass.asr_threads: expected an integer >= 0, got {asr!r}")
+        asr, torch_n = (_count(s, name) for name in ("asr_threads", "torch_threads"))
         sizes = s.get("batch_size") or {}
         if not isinstance(sizes, Mapping):
             raise ParamsError("params onepass.batch_size: expected a mapping backend -> size")
         batch = {str(k): check_positive_int(v, f"onepass.batch_size.{k}")
                  for k, v in sizes.items()}
-        return cls(concurrent, check_positive_int(s.get("torch_threads", 1),
-                                                  "onepass.torch_threads"), asr, batch)
+        return cls(concurrent, torch_n, asr, batch)
+
+
+def _count(section: Mapping[str, Any], name: str) -> int:
+    """A thread count >= 0 from params `onepass` (default 1)."""
+    value = section.get(name, 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ParamsError(f"params onepass.{name}: expected an integer >= 0, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -200,10 +206,13 @@ def _timed(result: OnePassResult, step: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op threads set to `n` for the block (torch's setting is process-wide)."""
+    """torch's intra-op threads set to `n` for the block (process-wide; 0 = left as it is)."""
     try:
         import torch
     except ImportError:
+        yield
+        return
+    if n == 0:
         yield
         return
     before = torch.get_num_threads()

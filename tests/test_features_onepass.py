@@ -112,5 +112,5 @@ def test_settings_are_checked() -> None:
     with pytest.raises(Exception, match="onepass: unknown key"):
         onepass.OnePassSettings.from_section({"threads": 2})
     with pytest.raises(Exception, match="torch_threads"):
-        onepass.OnePassSettings.from_section({"torch_threads": 0})
+        onepass.OnePassSettings.from_section({"torch_threads": -1})
     assert onepass.OnePassSettings.from_section(None) == onepass.OnePassSettings()
