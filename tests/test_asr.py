@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from repurpose.asr.backends import SAMPLE_RATE, get_asr_backend
-from repurpose.asr.transcript import Segment, Transcript, Word
 from repurpose.features.backends import WeightsMissing
 from repurpose.params import ParamsError
+from repurpose.pervideo.transcript import Segment, Transcript, Word
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 

@@ -338,8 +338,8 @@ def test_vertical_crop_size() -> None:
 
 
 def test_subtitle_lines_and_times() -> None:
-    from repurpose.asr.transcript import Segment, Transcript, Word
     from repurpose.clip.subtitles import clip_words, cues, srt, timestamp
+    from repurpose.pervideo.transcript import Segment, Transcript, Word
 
     words = tuple(Word(10 + 0.4 * i, 10.3 + 0.4 * i, f" w{i}") for i in range(12))
     t = Transcript("en", (Segment(10, 15, "...", words[:9]), Segment(20, 22, "...", (

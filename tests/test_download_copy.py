@@ -19,11 +19,11 @@ import stages.download as stage
 from repurpose.download import ledger as L
 from repurpose.download.cut import container_start, copy_cut
 from repurpose.download.job import DownloadConfig, Job, run_job
-from repurpose.features.build import ResultCache
 from repurpose.features.extract import ExtractJob, ModalityConfig, extract_video, video_key
-from repurpose.features.inputs import VideoInput, load_videos
 from repurpose.io import sha256_file
 from repurpose.media import probe, run_ffmpeg
+from repurpose.pervideo.inputs import VideoInput, load_videos
+from repurpose.pervideo.results import ResultCache
 from repurpose.runner import serial_map
 from repurpose.splits.tables import VideoRanges, write_videos_table
 from tests.loopback import LoopbackServer

@@ -19,11 +19,12 @@ import pytest
 import yaml
 
 import stages.extract
-from repurpose.features.build import ResultCache, shard_of
+from repurpose.features.assembly import shard_of
 from repurpose.features.extract import ExtractJob, extract_video, run_extract
-from repurpose.features.inputs import load_videos, row_range
 from repurpose.features.shards import FeatureStore, read_meta, shard_paths
 from repurpose.features.synthetic import pattern_video, write_test_ledger
+from repurpose.pervideo.inputs import load_videos, row_range
+from repurpose.pervideo.results import ResultCache
 from repurpose.runner import serial_map
 
 REPO = Path(__file__).resolve().parents[1]

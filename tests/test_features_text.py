@@ -15,11 +15,11 @@ import yaml
 
 import stages.embed_text
 import stages.transcribe
-from repurpose.asr.transcript import Segment, Transcript, Word
-from repurpose.features.build import ResultCache
 from repurpose.features.shards import FeatureStore
 from repurpose.features.synthetic import pattern_video, speech_video, write_test_ledger
 from repurpose.features.text import EmbedJob, embed_video, per_second_texts
+from repurpose.pervideo.results import ResultCache
+from repurpose.pervideo.transcript import Segment, Transcript, Word
 from repurpose.runner import serial_map
 
 OFFSET = 30.0

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from repurpose.features.build import shard_of
+from repurpose.features.assembly import shard_of
 from repurpose.features.shards import (
     FeatureMeta,
     FeatureStore,

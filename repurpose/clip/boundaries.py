@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repurpose.asr.transcript import Transcript
 from repurpose.media import MediaError, ffmpeg_exe
+from repurpose.pervideo.transcript import Transcript
 
 SENTENCE_END = (".", "!", "?")
 SHOT_THRESHOLD = 10.0  # scdet score (0-100) above which a frame starts a new shot

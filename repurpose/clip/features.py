@@ -27,9 +27,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from repurpose.errors import UserError
-from repurpose.features.build import STATUS_FILE, RunReport
 from repurpose.model.config import MODALITIES
 from repurpose.params import ParamsError
+from repurpose.pervideo.results import STATUS_FILE, RunReport
 from repurpose.runner import serial_map
 
 log = logging.getLogger(__name__)

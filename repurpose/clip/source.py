@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from repurpose import io
 from repurpose.errors import UserError
-from repurpose.features.inputs import VideoInput
 from repurpose.io import sha256_file
 from repurpose.media import MediaError, MediaInfo, probe
+from repurpose.pervideo.inputs import VideoInput
 
 if TYPE_CHECKING:
     from repurpose.download.job import DownloadConfig

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from repurpose.asr.transcript import Transcript
+from repurpose.pervideo.transcript import Transcript
 
 MAX_WORDS = 7
 MAX_CHARS = 32

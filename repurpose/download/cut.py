@@ -6,7 +6,7 @@
   range end. The cut keeps the source's timestamps (`-copyts`), its first packet time is read
   back, then one more stream copy rebases the file to start at 0 (`+faststart`). That first
   packet time, in the source's own seconds, is the ledger's `source_offset`: usually not an
-  integer, and the feature stages place rows by it (`features/inputs.py`).
+  integer, and the feature stages place rows by it (`pervideo/inputs.py`).
 - `exact_cut` (`download.cut: reencode`, and every `repurpose clip` output file): `-ss` before
   `-i`, which ffmpeg makes frame-exact when transcoding, with `encode.encode_args` (x264
   veryfast + AAC). About 280 CPU seconds per hour of 360p video on this class of machine,

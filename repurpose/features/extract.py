@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from repurpose import io
+from repurpose.features.assembly import check_dtype, finish
 from repurpose.features.backends import Backend, get_backend
-from repurpose.features.build import check_dtype, finish
 from repurpose.features.shards import FeatureMeta
 from repurpose.media import MediaError, MediaInfo, probe
 from repurpose.params import ParamsError

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from repurpose.errors import UserError
-from repurpose.features.build import OK, Entry, ShardReport, assemble_shards
+from repurpose.features.assembly import assemble_shards
 from repurpose.features.shards import DTYPES, FeatureMeta, FeatureStore, VideoFeatures, shard_paths
+from repurpose.pervideo.results import OK, Entry, ShardReport
 from repurpose.splits.schema import is_safe_id
 
 HELP = "import/export per-second features as reference-layout <youtube_id>.npy folders"

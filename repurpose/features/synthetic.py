@@ -151,7 +151,7 @@ def write_feature_shards(features_dir: str | os.PathLike[str], rows: Mapping[str
     the real writer, one shard per `shard_of(youtube_id, n_shards)` like the extract stage.
     Each row is one of `POOL_ROWS` standard-normal vectors per modality, drawn at random (no
     signal). Returns counts: shards, videos, rows (seconds) and bytes written."""
-    from repurpose.features.build import shard_of
+    from repurpose.features.assembly import shard_of
 
     members: dict[int, list[str]] = defaultdict(list)
     for yid in sorted(rows):

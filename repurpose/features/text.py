@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from repurpose import io
+from repurpose.features.assembly import finish
 from repurpose.features.backends import PACKAGE, Backend, WeightsMissing, files_identity
-from repurpose.features.build import finish
 from repurpose.features.extract import CachedArrays, ModalityConfig
 from repurpose.pervideo.engine import cached_or_compute
 from repurpose.pervideo.inputs import VideoInput

@@ -27,10 +27,7 @@ from repurpose.features.shards import (
     read_video_keys,
     write_shard,
 )
-from repurpose.pervideo.results import (  # noqa: F401 - also re-exported for existing importers
-    FAILED,
-    OK,
-    STATUS_FILE,
+from repurpose.pervideo.results import (
     Entry,
     ResultCache,
     RunReport,
