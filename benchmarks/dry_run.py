@@ -40,7 +40,7 @@ STEPS = ("prepare", "train", "predict", "evaluate")
 
 def generate(data: Path, n_videos: int, n_shards: int, seed: int) -> None:
     """Split files (`data/splits/*.json`) and shards (`data/features/`) for `n_videos`."""
-    from repurpose.features.synthetic import feature_rows, real_like_splits, write_feature_shards
+    from repurpose.quality.shapes import feature_rows, real_like_splits, write_feature_shards
 
     splits = real_like_splits(REAL, n_videos, seed)
     (data / "splits").mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def one_step(a: argparse.Namespace) -> dict:
 
 def scale_run(n: int, data: Path, work: Path, a: argparse.Namespace) -> list[dict]:
     """Every step at one scale (data generated unless present)."""
-    from repurpose.features.synthetic import feature_rows
+    from repurpose.quality.shapes import feature_rows
 
     if not (data / "features").is_dir():
         began = time.perf_counter()

@@ -58,8 +58,8 @@ MODALITIES = ("visual", "audio", "text")
 
 def make_video(work: Path, duration: float) -> Path:
     """The benchmark video (generated once per duration into `work`)."""
-    from repurpose.features.synthetic import speech_video
     from repurpose.sample.tts import speak
+    from tests.synthetic_media import speech_video
 
     path = work / f"bench_{int(duration)}s_360p.mp4"
     if not path.is_file():

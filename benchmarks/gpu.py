@@ -14,7 +14,7 @@ on the meta device (no compute), so a paper-size step (~3x its forward) can be p
 from any device. The encoders are the real classes (transformers' CLIPVisionModelWithProjection
 at ViT-B/32 sizes, panns_inference's Cnn14) with random weights: speed only, never features.
 The loader row times `WindowDataset` + `collate` + copy to the device over real-like
-synthetic shards at paper dims (`repurpose.features.synthetic`), alone and with a train step
+synthetic shards at paper dims (`repurpose.quality.shapes`), alone and with a train step
 of `--loader-arch` (mmct by default) on every batch.
 Every row names the device (CUDA card, or the CPU model from /proc/cpuinfo).
 """
@@ -209,7 +209,7 @@ def loader_rows(a: argparse.Namespace, device: torch.device) -> list[dict]:
     """The training loader over real-like shards: to the device alone, and with mmct steps."""
     from torch.utils.data import DataLoader
 
-    from repurpose.features.synthetic import feature_rows, real_like_splits, write_feature_shards
+    from repurpose.quality.shapes import feature_rows, real_like_splits, write_feature_shards
     from repurpose.splits.schema import load_split
     from repurpose.splits.windows import windows_table, write_windows
     from repurpose.training.dataset import WindowDataset, epoch_batches

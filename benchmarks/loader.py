@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from repurpose.features import shards  # noqa: E402
-from repurpose.features.synthetic import (  # noqa: E402
+from repurpose.quality.shapes import (  # noqa: E402
     feature_rows,
     real_like_splits,
     write_feature_shards,

@@ -101,8 +101,8 @@ def build_model(root: Path, epochs: int = 30) -> tuple[Path, Path]:
 def make_input(path: Path, lines: tuple[str, ...] = LINES, gap: float = 1.2,
                fps: float = 10) -> Path:
     """A video with real speech (espeak-ng): `lines` spoken with pauses, testsrc2 picture."""
-    from repurpose.features.synthetic import speech_video
     from repurpose.sample.tts import speak
+    from tests.synthetic_media import speech_video
 
     parts, sr = [], 22050
     for text in lines:

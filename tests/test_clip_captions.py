@@ -69,7 +69,7 @@ def test_plain_style_has_whole_lines_and_braces_are_not_markup() -> None:
 def test_burned_captions_show_the_highlight_colour_under_the_spoken_word(tmp_path: Path
                                                                          ) -> None:
     from repurpose.clip.export import can_burn_subtitles, export_clip
-    from repurpose.features.synthetic import pattern_video
+    from tests.synthetic_media import pattern_video
 
     if not can_burn_subtitles():
         pytest.skip("this ffmpeg has no libass")

@@ -129,7 +129,7 @@ def test_crop_follows_the_face_smoothly(face_video: Path, tmp_path: Path) -> Non
 
 def test_no_face_and_no_motion_is_a_still_centre_crop(tmp_path: Path) -> None:
     from repurpose.clip.reframe import ReframeSettings, plan_crop
-    from repurpose.features.synthetic import pattern_video
+    from tests.synthetic_media import pattern_video
 
     still = pattern_video(tmp_path / "blue.mp4", 4, size=(320, 180), audio="none")
     crop = plan_crop(still, 0.0, 4.0, (320, 180), 10, ReframeSettings(size=(1080, 1920)))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from repurpose.features.shards import FeatureStore
-from repurpose.features.synthetic import pattern_video, write_test_ledger
+from tests.synthetic_media import pattern_video, write_test_ledger
 
 from .conftest import venv_env
 

@@ -22,10 +22,10 @@ import stages.extract
 from repurpose.features.assembly import shard_of
 from repurpose.features.extract import ExtractJob, extract_video, run_extract
 from repurpose.features.shards import FeatureStore, read_meta, shard_paths
-from repurpose.features.synthetic import pattern_video, write_test_ledger
 from repurpose.pervideo.inputs import load_videos, row_range
 from repurpose.pervideo.results import ResultCache
 from repurpose.runner import serial_map
+from tests.synthetic_media import pattern_video, write_test_ledger
 
 REPO = Path(__file__).resolve().parents[1]
 RED = (2, 3, 7)

@@ -73,9 +73,9 @@ def test_cache_keys_are_the_ones_stored_before() -> None:
 def test_engine_reuses_failures_unless_retried_and_never_caches_a_missing_file(
         tmp_path: Path) -> None:
     from repurpose.features.extract import run_extract
-    from repurpose.features.synthetic import pattern_video, write_test_ledger
     from repurpose.pervideo.inputs import load_videos
     from repurpose.runner import serial_map
+    from tests.synthetic_media import pattern_video, write_test_ledger
 
     folder = tmp_path / "videos"
     folder.mkdir()

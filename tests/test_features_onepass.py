@@ -18,11 +18,11 @@ import pytest
 from repurpose import onepass
 from repurpose.asr.run import run_transcribe
 from repurpose.features.extract import run_extract
-from repurpose.features.synthetic import speech_video, write_test_ledger
 from repurpose.features.text import run_embed_text
 from repurpose.pervideo.inputs import load_videos
 from repurpose.pervideo.results import ResultCache
 from repurpose.runner import serial_map
+from tests.synthetic_media import speech_video, write_test_ledger
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 YID = "onepassvid1"

@@ -16,11 +16,11 @@ import yaml
 import stages.embed_text
 import stages.transcribe
 from repurpose.features.shards import FeatureStore
-from repurpose.features.synthetic import pattern_video, speech_video, write_test_ledger
 from repurpose.features.text import EmbedJob, embed_video, per_second_texts
 from repurpose.pervideo.results import ResultCache
 from repurpose.pervideo.transcript import Segment, Transcript, Word
 from repurpose.runner import serial_map
+from tests.synthetic_media import pattern_video, speech_video, write_test_ledger
 
 OFFSET = 30.0
 PARAMS = {

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from repurpose.features.synthetic import feature_rows, real_like_splits, write_feature_shards
+from repurpose.quality.shapes import feature_rows, real_like_splits, write_feature_shards
 from repurpose.splits.schema import load_split
 from repurpose.splits.windows import windows_table, write_windows
 from repurpose.training.dataset import WindowDataset, collate, epoch_batches

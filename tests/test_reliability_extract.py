@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from repurpose.features.shards import FeatureStore, shard_paths
-from repurpose.features.synthetic import pattern_video, write_test_ledger
 from repurpose.signals import descendants
 from tests.conftest import REPO_ROOT
+from tests.synthetic_media import pattern_video, write_test_ledger
 
 pytestmark = pytest.mark.slow
 N_VIDEOS = 8
