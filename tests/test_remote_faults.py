@@ -192,7 +192,11 @@ def test_server_stopped_during_push_then_a_later_push_completes(servers, tmp_pat
         out, _ = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:  # still retrying file by file: the user presses Ctrl-C
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # stuck inside the S3 client's retries: kill it
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0, out[-2000:]
     server.start()  # back (empty: moto keeps data in memory), same endpoint
     resumed = run([DVC, "push"], repo)
