@@ -47,11 +47,9 @@ def keep_freed_memory() -> bool:
     fresh pages faulted in and zeroed by the kernel. Raises the mmap threshold to its 64-bit
     maximum (32 MiB) and the trim threshold; False where the C library is not glibc."""
     import ctypes
-    import ctypes.util
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+    try:  # the symbols already loaded in this process (no library search, no subprocess)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
