@@ -8,7 +8,6 @@ end (scaled by 1/20), so that a small model learns to localise in a few epochs.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ import pyarrow as pa
 from repurpose import io
 from repurpose.features.shards import FeatureMeta, VideoFeatures, write_shard
 from repurpose.model.tal import TalConfig
+from repurpose.quality.planted import write_split_tables
 from repurpose.splits.schema import SplitEntry
-from repurpose.splits.windows import windows_table, write_windows
 
 DIMS = {"visual": 16, "audio": 24, "text": 8}
 
@@ -112,12 +111,7 @@ def make_synthetic(root: str | os.PathLike[str], *, counts: dict[str, int] | Non
         half = len(vids) // 2
         write_shard(features / m / "part-00000.parquet", vids[:half], meta)
         write_shard(features / m / "part-00001.parquet", vids[half:], meta)
-    windows = root / "prepared" / "windows.parquet"
-    write_windows(windows, windows_table(entries))
-    splits = {}
-    for split, items in per_split.items():
-        splits[split] = root / "splits" / f"{split}.json"
-        io.write_text(splits[split], json.dumps(items))
+    windows, splits = write_split_tables(root, entries, per_split)
     ledger = root / "videos" / "ledger.parquet"
     io.write_parquet(ledger, pa.table({
         "youtube_id": ids,

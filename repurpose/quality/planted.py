@@ -203,16 +203,24 @@ def make_planted(root: str | os.PathLike[str], level: Difficulty | str = "medium
             videos.append((yid, {m: rows[m] for m in MODALITIES}, int(start)))
     features = root / "features"
     _write_shards(features, videos, spec)
+    windows, splits = write_split_tables(root, entries, per_split)
+    ledger = root / "ledger.parquet"
+    ids = sorted(v[0] for v in videos)
+    io.write_parquet(ledger, pa.table({"youtube_id": ids, "status": ["ok"] * len(ids)}))
+    return PlantedSet(root, windows, features, ledger, splits, level, spec)
+
+
+def write_split_tables(root: Path, entries: list[SplitEntry], per_split: dict[str, list[dict]]
+                       ) -> tuple[Path, dict[str, Path]]:
+    """`root/splits/<split>.json` for every split and the windows table
+    `root/prepared/windows.parquet` of `entries`, as the prepare stage would leave them."""
     windows = root / "prepared" / "windows.parquet"
     write_windows(windows, windows_table(entries))
     splits = {}
     for split, items in per_split.items():
         splits[split] = root / "splits" / f"{split}.json"
         io.write_text(splits[split], json.dumps(items))
-    ledger = root / "ledger.parquet"
-    ids = sorted(v[0] for v in videos)
-    io.write_parquet(ledger, pa.table({"youtube_id": ids, "status": ["ok"] * len(ids)}))
-    return PlantedSet(root, windows, features, ledger, splits, level, spec)
+    return windows, splits
 
 
 def _write_shards(folder: Path, videos: list, spec: PlantedSpec) -> None:
