@@ -54,7 +54,10 @@ def test_downloads_share_the_rate_limit(tmp_path: Path, video: bytes) -> None:
         resolve_source(server.url("one.mp4"), tmp_path, section)
         resolve_source(server.url("two.mp4"), tmp_path, section)
         first, second = server.get_times["one.mp4"][0], server.get_times["two.mp4"][0]
-    assert second - first >= 1.4, second - first  # request starts 1.5 s apart, same host
+    # The limiter spaces the starts of yt-dlp attempts 1.5 s apart; the server sees each GET
+    # after that attempt's extraction step, whose time varies (the first in a process is the
+    # slower: CI measured 1.39 s). Without the limiter the two GETs come well under 1 s apart.
+    assert second - first >= 1.2, second - first
 
 
 def test_download_params_are_read_strictly(tmp_path: Path) -> None:
