@@ -152,7 +152,7 @@ def decode_rows(video: Path, dur: float, naive_seconds: float) -> list[dict]:
 
 def today(jobs: onepass.OnePassJobs, asr_backend) -> dict[str, float]:  # noqa: ANN001
     """The stages' way: each modality's per-video function in turn, each decoding the file."""
-    from repurpose.asr.run import output_document, transcribe_video
+    from repurpose.asr.transcribe import output_document, transcribe_video
     from repurpose.features.extract import extract_video
     from repurpose.features.text import EmbedJob, embed_video, text_key
 
@@ -183,17 +183,19 @@ def today(jobs: onepass.OnePassJobs, asr_backend) -> dict[str, float]:  # noqa: 
 def measure_set(name: str, video: VideoInput, work: Path, overrides: dict,
                 repeat: int) -> list[dict]:
     """Today's way and the one pass, back to back (`repeat` times), on fresh caches."""
-    from repurpose.asr.backends import get_asr_backend
+    from repurpose.asr.backends import asr_backend_from_section
 
     params = set_params(name, work)
+    configs = onepass.FeatureConfigs.from_params(params)
+    stages_way = onepass.OnePassSettings(concurrent=False, torch_threads=0, asr_threads=0)
     settings = onepass.OnePassSettings.from_section({**params["onepass"], **overrides})
     rows = []
     for r in range(repeat):
         caches = {way: Path(tempfile.mkdtemp(prefix=f"cache-{name}-{way}-", dir=work))
                   for way in ("today", "onepass")}
-        jobs = {"today": onepass.plan(video, params, caches["today"], onepass.OnePassSettings()),
-                "onepass": onepass.plan(video, params, caches["onepass"], settings)}
-        asr_today = get_asr_backend(params["transcribe"]["backend"], params["transcribe"])
+        jobs = {"today": onepass.plan(video, configs, caches["today"], stages_way),
+                "onepass": onepass.plan(video, configs, caches["onepass"], settings)}
+        asr_today = asr_backend_from_section(params["transcribe"])
         for j in jobs.values():  # load every model before timing
             for backend in (j.visual.backend, j.audio.backend, j.transcribe.backend,
                             j.text[0].backend):

@@ -25,12 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repurpose.asr.backends import SAMPLE_RATE, get_asr_backend
-from repurpose.asr.run import TranscribeJob, TranscribeResult, output_document, transcribe_video
-from repurpose.features.extract import ExtractJob, ModalityConfig, extract_video, video_key
+from repurpose.asr.backends import SAMPLE_RATE, AsrBackend, asr_backend_from_section
+from repurpose.asr.transcribe import (
+    TranscribeJob,
+    TranscribeResult,
+    output_document,
+    transcribe_video,
+)
+from repurpose.features.config import ModalityConfig
+from repurpose.features.extract import ExtractJob, extract_video, video_key
 from repurpose.features.text import EmbedJob, embed_document, text_key
 from repurpose.media import MediaError, MediaInfo, probe
-from repurpose.params import ParamsError
+from repurpose.params import ParamsError, config_from_section, require
 from repurpose.pervideo.decode import DecodedAudio
 from repurpose.pervideo.inputs import VideoInput
 from repurpose.pervideo.results import OK, Entry, check_positive_int, result_key
@@ -40,9 +46,9 @@ from repurpose.pervideo.results import OK, Entry, check_positive_int, result_key
 class OnePassSettings:
     """Params `onepass`: how the pass schedules its work (never what it computes)."""
 
-    concurrent: bool = True  # visual lane and audio lane in two threads at once
-    torch_threads: int = 1  # torch intra-op threads while the pass runs (0 = torch's default)
-    asr_threads: int = 1  # CTranslate2 threads of the ASR model (0 = its default, 4)
+    concurrent: bool  # visual lane and audio lane in two threads at once
+    torch_threads: int  # torch intra-op threads while the pass runs (0 = torch's default)
+    asr_threads: int  # CTranslate2 threads of the ASR model (0 = its default, 4)
     batch_size: Mapping[str, int] = field(default_factory=dict)  # backend key -> batch size
 
     def batch_for(self, cfg: ModalityConfig) -> int:
@@ -50,30 +56,64 @@ class OnePassSettings:
         return int(self.batch_size.get(cfg.backend.key, cfg.batch_size))
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any] | None) -> OnePassSettings:
-        """Checked settings from params `onepass` (missing keys take the defaults)."""
-        s = dict(section or {})
-        unknown = sorted(set(s) - {"concurrent", "torch_threads", "asr_threads", "batch_size"})
-        if unknown:
-            raise ParamsError(f"params onepass: unknown key(s) {', '.join(unknown)}")
-        concurrent = s.get("concurrent", True)
-        if not isinstance(concurrent, bool):
-            raise ParamsError("params onepass.concurrent: expected true or false")
-        asr, torch_n = (_count(s, name) for name in ("asr_threads", "torch_threads"))
-        sizes = s.get("batch_size") or {}
-        if not isinstance(sizes, Mapping):
-            raise ParamsError("params onepass.batch_size: expected a mapping backend -> size")
+    def from_section(cls, section: Mapping[str, Any]) -> OnePassSettings:
+        """Strictly read params `onepass` (every key required, none unknown)."""
+        if not isinstance(section, Mapping):
+            raise ParamsError(f"params onepass: expected a mapping, got {section!r}")
+        s = config_from_section(_Counts, {k: v for k, v in section.items()
+                                          if k != "batch_size"}, "onepass")
+        for name in ("torch_threads", "asr_threads"):
+            if getattr(s, name) < 0:
+                raise ParamsError(f"params onepass.{name}: expected an integer >= 0, "
+                                  f"got {getattr(s, name)!r}")
+        sizes = require(dict(section), "batch_size", dict, "onepass")
         batch = {str(k): check_positive_int(v, f"onepass.batch_size.{k}")
                  for k, v in sizes.items()}
-        return cls(concurrent, torch_n, asr, batch)
+        return cls(s.concurrent, s.torch_threads, s.asr_threads, batch)
 
 
-def _count(section: Mapping[str, Any], name: str) -> int:
-    """A thread count >= 0 from params `onepass` (default 1)."""
-    value = section.get(name, 1)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ParamsError(f"params onepass.{name}: expected an integer >= 0, got {value!r}")
-    return value
+@dataclass(frozen=True)
+class _Counts:
+    """The flat keys of params `onepass` (`batch_size` is a mapping beside them)."""
+
+    concurrent: bool
+    torch_threads: int
+    asr_threads: int
+
+
+@dataclass(frozen=True)
+class FeatureConfigs:
+    """The stages' configuration of each modality for one pass (None = not wanted)."""
+
+    visual: ModalityConfig | None = None
+    audio: ModalityConfig | None = None
+    asr: AsrBackend | None = None  # needed for text
+    text: ModalityConfig | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any],
+                    modalities: tuple[str, ...] = ("visual", "audio", "text")) -> FeatureConfigs:
+        """Strictly read the sections the stages read (`extract.<m>`, `transcribe`,
+        `embed_text`); text implies its transcript."""
+        found: dict[str, Any] = {}
+        for m in ("visual", "audio"):
+            if m in modalities:
+                found[m] = ModalityConfig.from_section(m, _section(params, "extract", m),
+                                                       f"extract.{m}")
+        if "text" in modalities:
+            found["asr"] = asr_backend_from_section(_section(params, "transcribe"))
+            found["text"] = ModalityConfig.from_section("text", _section(params, "embed_text"),
+                                                        "embed_text")
+        return cls(**found)
+
+
+def _section(params: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
+    node: Any = params
+    for i, key in enumerate(path):
+        if not isinstance(node, Mapping) or not isinstance(node.get(key), Mapping):
+            raise ParamsError(f"params {'.'.join(path[:i + 1])}: missing section")
+        node = node[key]
+    return node
 
 
 @dataclass(frozen=True)
@@ -97,38 +137,33 @@ class OnePassResult:
     seconds: dict[str, float] = field(default_factory=dict)  # step -> wall seconds
 
 
-def plan(video: VideoInput, params: Mapping[str, Any], cache_dir: str | Path,
-         settings: OnePassSettings, modalities: tuple[str, ...] = ("visual", "audio", "text"),
-         ) -> OnePassJobs:
-    """The jobs of `video` from the params sections the stages read (`extract.visual`,
-    `extract.audio`, `transcribe`, `embed_text`); text implies its transcript."""
+def plan(video: VideoInput, configs: FeatureConfigs, cache_dir: str | Path,
+         settings: OnePassSettings) -> OnePassJobs:
+    """The jobs of `video`, under the stages' cache keys, for each modality `configs` holds."""
     cache = Path(cache_dir)
     jobs: dict[str, Any] = {}
-    for modality in ("visual", "audio"):
-        if modality in modalities:
-            cfg = ModalityConfig.from_section(modality, params["extract"][modality],
-                                              f"extract.{modality}")
+    for modality, cfg in (("visual", configs.visual), ("audio", configs.audio)):
+        if cfg is not None:
             weights = cfg.backend.weights_identity()
             root = cache / "features" / modality / cfg.backend.key
             jobs[modality] = ExtractJob(video, cfg.backend, str(root),
                                         video_key(video, cfg, weights), cfg.dtype,
                                         settings.batch_for(cfg))
-    if "text" in modalities:
-        section = dict(params["transcribe"])
-        key = str(section.get("backend"))
-        own = {**(section.get(key) or {}), "cpu_threads": settings.asr_threads} \
-            if key == "faster-whisper" else section.get(key)
-        asr = get_asr_backend(key, {**section, key: own})
+    if configs.text is not None:
+        if configs.asr is None:
+            raise ValueError("text features need an ASR backend (FeatureConfigs.asr)")
+        asr = configs.asr
+        if asr.key == "faster-whisper":
+            asr = asr.replaced(cpu_threads=settings.asr_threads)
         weights = asr.weights_identity()
         tkey = result_key(modality="transcript", backend=asr.key, params=asr.params,
                           weights=weights, sha256=video.sha256,
                           source_offset=video.source_offset)
         jobs["transcribe"] = TranscribeJob(video, asr, str(cache / "transcripts" / asr.key), tkey)
         jobs["asr_weights"] = weights
-        cfg = ModalityConfig.from_section("text", params["embed_text"], "embed_text")
+        cfg = configs.text
         root = cache / "features" / "text" / cfg.backend.key
-        cfg = ModalityConfig(cfg.modality, cfg.backend, cfg.dtype, settings.batch_for(cfg),
-                             cfg.n_shards)
+        cfg = cfg.with_batch_size(settings.batch_for(cfg))
         jobs["text"] = (cfg, cfg.backend.weights_identity(), str(root))
     return OnePassJobs(video, **jobs)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from repurpose.params import DEFAULT_PARAMS, ParamsError, load_params
+from repurpose.params import DEFAULT_PARAMS, ParamsError, load_params, require
 
 TASK_RUNNERS = ("serial", "threads", "dask")
 
@@ -52,18 +52,24 @@ class Orchestration:
 
 
 def orchestration_from_section(section: dict[str, Any] | None) -> Orchestration:
-    """The typed config of a params `orchestration` section (missing keys take defaults)."""
-    section = section or {}
+    """The typed config of a params `orchestration` section. Unlike the stages' sections it
+    may be partial (keys it lacks take the class defaults, which are params.yaml's: a test
+    checks), since it only schedules work; unknown keys and wrong types are refused."""
+    section = {} if section is None else section
     if not isinstance(section, dict):
         raise ParamsError(f"params orchestration: expected a mapping, got {section!r}")
-    return Orchestration(
-        prefect=section.get("prefect", "auto"),
-        task_runner=str(section.get("task_runner", "threads")),
-        workers=int(section.get("workers", 2)),
-        retries=int(section.get("retries", 1)),
-        dask_address=section.get("dask_address"),
-        batch_size=section.get("batch_size", "auto"),
-    ).checked()
+    names = {f.name for f in fields(Orchestration)}
+    unknown = sorted(set(section) - names)
+    if unknown:
+        raise ParamsError(f"params orchestration: unknown key(s) {', '.join(map(str, unknown))}")
+    kinds = {"prefect": (bool, str), "task_runner": str, "workers": int, "retries": int,
+             "dask_address": (str, type(None)), "batch_size": (int, str)}
+    given = {k: require(section, k, kinds[k], "orchestration") for k in section}
+    orch = replace(Orchestration(), **given).checked()
+    for name in ("workers", "retries"):
+        if getattr(orch, name) < (1 if name == "workers" else 0):
+            raise ParamsError(f"params orchestration.{name}: too small, got {getattr(orch, name)}")
+    return orch
 
 
 def orchestration_from(args: argparse.Namespace) -> Orchestration:

@@ -44,15 +44,19 @@ def require(section: dict[str, Any], key: str, kind: type | tuple[type, ...], wh
     if key not in section:
         raise ParamsError(f"params {where}.{key}: missing")
     value = section[key]
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds and (int in kinds or float in kinds):
         raise ParamsError(f"params {where}.{key}: expected a number, got {value!r}")
     if not isinstance(value, kind):
         raise ParamsError(f"params {where}.{key}: expected {kind}, got {value!r}")
     return value
 
 
-_KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool,
-                                               "str": str}
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "int": int, "float": (int, float), "bool": bool, "str": str,
+    "int | float": (int, float),  # a number kept as given (whole seconds stay ints)
+    "str | None": (str, type(None)), "float | None": (int, float, type(None)),
+}
 
 
 def _as_float(value: Any) -> Any:
@@ -62,20 +66,21 @@ def _as_float(value: Any) -> Any:
     return value
 
 
-def config_from_section(cls: type, section: Any, where: str) -> Any:
+def config_from_section(cls: type, section: Any, where: str, **given: Any) -> Any:
     """The frozen dataclass `cls` from a params section: every field required, no unknown key,
-    types checked (`int`, `float`, `bool`, `str`, `tuple[...]` from a list); `where` names the
-    section in errors (e.g. `model.tal`)."""
+    types checked (`int`, `float`, `bool`, `str`, `int | float`, `str | None`, `float | None`,
+    `tuple[...]` from a list); fields in `given` come from the caller, not the section (e.g. a
+    CLI folder); `where` names the section in errors (e.g. `model.tal`)."""
     import dataclasses
 
     if not isinstance(section, dict):
         raise ParamsError(f"params {where}: expected a mapping, got {section!r}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(section) - set(names))
+    fields = [f for f in dataclasses.fields(cls) if f.name not in given]
+    unknown = sorted(set(section) - {f.name for f in fields})
     if unknown:
-        raise ParamsError(f"params {where}: unknown key(s) {', '.join(unknown)}")
-    values = {}
-    for f in dataclasses.fields(cls):
+        raise ParamsError(f"params {where}: unknown key(s) {', '.join(map(str, unknown))}")
+    values = dict(given)
+    for f in fields:
         kind = str(f.type)
         if kind.startswith("tuple"):
             value = require(section, f.name, list, where)
@@ -83,5 +88,5 @@ def config_from_section(cls: type, section: Any, where: str) -> Any:
                                    for v in value)
             continue
         value = require(section, f.name, _KINDS.get(kind, object), where)
-        values[f.name] = float(value) if kind == "float" else value
+        values[f.name] = _as_float(value) if kind in ("float", "float | None") else value
     return cls(**values)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from repurpose.features.config import ModalityConfig
 from repurpose.features.text import run_embed_text
 from repurpose.params import load_section
 from repurpose.pervideo.inputs import load_videos
@@ -36,11 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, mapper: Mapper) -> int:
     """Embed what changed; print what was computed and reused."""
-    section = load_section(args.params, SECTION)
+    cfg = ModalityConfig.from_section("text", load_section(args.params, SECTION), SECTION,
+                                      backend_override=args.backend)
     videos = load_videos(args.ledger, Path(args.ledger).parent, hash_missing=False)
     with stop_children_on_signal("embed_text"):
-        report = run_embed_text(section, videos, args.transcripts, args.out, args.cache, mapper,
-                                backend_override=args.backend)
+        report = run_embed_text(cfg, videos, args.transcripts, args.out, args.cache, mapper)
     for line in report.lines():
         print(f"embed_text {line}" if not line.startswith(" ") else line)
     return 1 if report.errors else 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from repurpose.features.config import ModalityConfig
 from repurpose.features.extract import EXTRACT_MODALITIES, run_extract
 from repurpose.params import ParamsError, load_section
 from repurpose.pervideo.inputs import load_videos
@@ -46,10 +47,12 @@ def main(args: argparse.Namespace, mapper: Mapper) -> int:
     sub = section.get(args.modality)
     if not isinstance(sub, dict):
         raise ParamsError(f"{args.params}: missing section '{SECTION}.{args.modality}'")
+    cfg = ModalityConfig.from_section(args.modality, sub, f"{SECTION}.{args.modality}",
+                                      backend_override=args.backend)
     videos = load_videos(args.ledger, args.videos)
     with stop_children_on_signal(f"extract {args.modality}"):
-        report = run_extract(args.modality, sub, videos, args.out, args.cache, mapper,
-                             backend_override=args.backend, retry_failed=args.retry_failed)
+        report = run_extract(cfg, videos, args.out, args.cache, mapper,
+                             retry_failed=args.retry_failed)
     for line in report.lines():
         print(f"extract {line}" if not line.startswith(" ") else line)
     return 1 if report.errors else 0

@@ -4,7 +4,7 @@
         --out data/transcripts [--cache data/cache/transcripts]
 
 Reads params `transcribe` (backend, device, batch_size and the backend's own sub-section).
-Writes `<out>/<youtube_id>.json` (see `repurpose.asr.run`), `<out>/videos.parquet` and
+Writes `<out>/<youtube_id>.json` (see `repurpose.asr.transcribe`), `<out>/videos.parquet` and
 `<out>/failures.json`. A transcript is reused while the video, backend, params and weights are
 unchanged (from `--out`, or from `--cache`, which survives DVC deleting outputs).
 """
@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from repurpose.asr.run import run_transcribe
+from repurpose.asr.backends import asr_backend_from_section
+from repurpose.asr.transcribe import run_transcribe
 from repurpose.params import load_section
 from repurpose.pervideo.inputs import load_videos
 from repurpose.runner import Mapper
@@ -37,11 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, mapper: Mapper) -> int:
     """Transcribe what changed; print what was computed and reused."""
-    section = load_section(args.params, SECTION)
+    backend = asr_backend_from_section(load_section(args.params, SECTION), SECTION,
+                                       backend_override=args.backend)
     videos = load_videos(args.ledger, args.videos)
     with stop_children_on_signal("transcribe"):
-        report = run_transcribe(section, videos, args.out, args.cache, mapper,
-                                backend_override=args.backend, retry_failed=args.retry_failed)
+        report = run_transcribe(backend, videos, args.out, args.cache, mapper,
+                                retry_failed=args.retry_failed)
     for line in report.lines():
         print(f"transcribe {line}" if not line.startswith(" ") else line)
     return 1 if report.errors else 0

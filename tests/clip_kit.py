@@ -57,13 +57,13 @@ POSTPROCESS = {"threshold": 0.5, "top_k": 1000, "min_length": 4, "max_length": 2
 
 def real_metas(params: dict) -> dict:
     """FeatureMeta per modality exactly as the extract / embed_text stages write them."""
-    from repurpose.asr.backends import get_asr_backend
-    from repurpose.features.extract import ModalityConfig
+    from repurpose.asr.backends import asr_backend_from_section
+    from repurpose.features.config import ModalityConfig
 
     sections = {"visual": (params["extract"]["visual"], "extract.visual"),
                 "audio": (params["extract"]["audio"], "extract.audio"),
                 "text": (params["embed_text"], "embed_text")}
-    asr = get_asr_backend("faster-whisper", params["transcribe"])
+    asr = asr_backend_from_section(params["transcribe"])
     metas = {}
     for m, (section, where) in sections.items():
         cfg = ModalityConfig.from_section(m, section, where)

@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from repurpose.asr.backends import SAMPLE_RATE, get_asr_backend
+from repurpose.asr.backends import SAMPLE_RATE, asr_backend_from_section, get_asr_backend
 from repurpose.features.backends import WeightsMissing
 from repurpose.params import ParamsError
 from repurpose.pervideo.transcript import Segment, Transcript, Word
@@ -33,7 +33,7 @@ def words(text: str) -> list[str]:
 
 
 def test_faster_whisper_tiny_en_transcribes_speech():
-    b = get_asr_backend("faster-whisper", {"faster-whisper": {"model": "package"}})
+    b = get_asr_backend("faster-whisper", {"model": "package"}, batch_size=8)
     assert b.weights_identity().startswith("sha256:")
     audio = speech_16k(SENTENCE)
     t = b.transcribe(audio)
@@ -52,13 +52,13 @@ def test_faster_whisper_tiny_en_transcribes_speech():
 
 def test_faster_whisper_settings_and_missing_model(tmp_path):
     with pytest.raises(ParamsError, match="batched inference needs vad"):
-        get_asr_backend("faster-whisper", {"faster-whisper": {"vad": False}})
-    b = get_asr_backend("faster-whisper", {"faster-whisper": {"model": str(tmp_path / "x"),
-                                                               "download_root": str(tmp_path)}})
+        get_asr_backend("faster-whisper", {"vad": False}, batch_size=8)
+    b = get_asr_backend("faster-whisper", {"model": str(tmp_path / "x"),
+                                           "download_root": str(tmp_path)}, batch_size=8)
     with pytest.raises(WeightsMissing, match=r"transcribe\.faster-whisper\.model"):
         b.weights_identity()
     with pytest.raises(ParamsError, match="choose one of faster-whisper, whisperx"):
-        get_asr_backend("vosk", {})
+        get_asr_backend("vosk", {}, batch_size=8)
 
 
 def fake_whisperx() -> types.ModuleType:
@@ -103,8 +103,8 @@ def fake_whisperx() -> types.ModuleType:
 def test_whisperx_adapter_with_stand_in_module(monkeypatch):
     fake = fake_whisperx()
     monkeypatch.setitem(sys.modules, "whisperx", fake)
-    b = get_asr_backend("whisperx", {"device": "cpu", "batch_size": 4,
-                                     "whisperx": {"model": "large-v3"}})
+    b = asr_backend_from_section({"backend": "whisperx", "device": "cpu", "batch_size": 4,
+                                  "whisperx": {"model": "large-v3"}})
     assert b.weights_identity() == "whisperx-3.8.0-fake:large-v3"
     t = b.transcribe(np.zeros(SAMPLE_RATE * 5, np.float32))
     assert fake.calls["load_model"] == [("large-v3", "cpu", "int8", None)]
@@ -116,7 +116,7 @@ def test_whisperx_adapter_with_stand_in_module(monkeypatch):
 
 def test_whisperx_missing_says_why(monkeypatch):
     monkeypatch.setitem(sys.modules, "whisperx", None)  # import fails
-    b = get_asr_backend("whisperx", {})
+    b = get_asr_backend("whisperx", {}, batch_size=8)
     with pytest.raises(WeightsMissing, match="torch 2.13"):
         b.weights_identity()
 

@@ -278,7 +278,9 @@ def test_backends_come_from_the_model_not_params(setup: dict, tmp_path: Path) ->
     section = model_section("visual", info["features"]["visual"], params)
     assert section["backend"] == "efficientnet-lite0"
     assert section["efficientnet-lite0"]["crop"] == 64
-    assert check_backend("visual", section, info["features"]["visual"]).startswith("sha256:")
+    cfg = check_backend("visual", section, info["features"]["visual"])
+    assert cfg.backend.key == "efficientnet-lite0" and cfg.backend.settings["crop"] == 64
+    assert cfg.backend.weights_identity() == info["features"]["visual"]["weights"]
     # other weights than the model's: an error naming the key, never other features
     other = tmp_path / "other.pth"
     other.write_bytes(b"not the weights")

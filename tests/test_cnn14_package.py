@@ -49,7 +49,7 @@ def numpy_state(model, seed=0):
 
 path, out = sys.argv[1], sys.argv[2]
 torch.save({"model": numpy_state(new_cnn14().eval()), "iteration": 0}, path)
-backend = get_backend("audio", "panns-cnn14", {"panns-cnn14": {"weights": path}})
+backend = get_backend("audio", "panns-cnn14", {"weights": path})
 wave = np.random.default_rng(1).normal(0, 0.1, (2, 32000)).astype(np.float32)
 np.save(out, backend.embed_audio(wave))
 print(json.dumps({"modules": sorted(m for m in sys.modules if m.startswith("panns"))}))

@@ -53,3 +53,77 @@ def test_every_section_is_strict(cls: type, path: tuple[str, ...]) -> None:
     first = next(iter(section))
     with pytest.raises(ParamsError, match=rf"params {where}\.{first}: missing"):
         config_from_section(cls, {k: v for k, v in section.items() if k != first}, where)
+
+
+def test_sample_and_download_defaults_match_params_yaml() -> None:
+    from repurpose.download.job import DownloadConfig
+    from repurpose.sample.spec import SampleConfig
+
+    assert config_from_section(SampleConfig, PARAMS["sample"], "sample") == SampleConfig()
+    assert DownloadConfig.from_section(PARAMS["download"], check_source=False) == \
+        DownloadConfig()
+    with pytest.raises(ParamsError, match=r"params download: unknown key\(s\) local_dir"):
+        DownloadConfig.from_section({**PARAMS["download"], "local_dir": "x"})  # a CLI flag
+
+
+# every backend sub-section of params.yaml: (where, modality key for the registry)
+BACKEND_SECTIONS = [(("extract", "visual"), "visual"), (("extract", "audio"), "audio"),
+                    (("embed_text",), "text"), (("transcribe",), "asr")]
+
+
+@pytest.mark.parametrize(("path", "modality"), BACKEND_SECTIONS,
+                         ids=[".".join(p) for p, _ in BACKEND_SECTIONS])
+def test_backend_defaults_match_params_yaml(path: tuple[str, ...], modality: str) -> None:
+    """A key params.yaml sets to a backend's default value must be that value, so the
+    backend used without that key (the API, `repurpose clip` without params) is the same."""
+    from repurpose.asr.backends import REGISTRY as ASR
+    from repurpose.features.backends import backend_class
+
+    section = _section(path)
+    keys = ASR if modality == "asr" else None
+    for key, own in section.items():
+        if not isinstance(own, dict):
+            continue
+        if keys is not None:
+            import importlib
+
+            module, name = keys[key].split(":")
+            cls = getattr(importlib.import_module(module), name)
+        else:
+            cls = backend_class(modality, key)
+        differ = {k: (v, cls.defaults.get(k)) for k, v in own.items() if cls.defaults.get(k) != v}
+        assert not differ, f"{'.'.join(path)}.{key}: params vs class default {differ}"
+
+
+def test_clip_without_params_uses_the_params_yaml_batch_sizes() -> None:
+    from repurpose.clip.features import NO_PARAMS_ASR_BATCH, SECTIONS
+
+    assert PARAMS["transcribe"]["batch_size"] == NO_PARAMS_ASR_BATCH
+    for modality, (path, _where, batch) in SECTIONS.items():
+        assert batch == _section(path)["batch_size"], modality
+
+
+@pytest.mark.parametrize(("path", "modality"), BACKEND_SECTIONS,
+                         ids=[".".join(p) for p, _ in BACKEND_SECTIONS])
+def test_feature_and_asr_sections_are_strict(path: tuple[str, ...], modality: str) -> None:
+    from repurpose.asr.backends import asr_backend_from_section
+    from repurpose.features.config import ModalityConfig
+
+    where = ".".join(path)
+
+    def read(section: dict) -> object:
+        if modality == "asr":
+            return asr_backend_from_section(section, where)
+        return ModalityConfig.from_section(modality, section, where)
+
+    section = dict(_section(path))
+    read(section)  # params.yaml itself reads
+    with pytest.raises(ParamsError, match=rf"params {where}: unknown key\(s\) batchsize"):
+        read({**section, "batchsize": 8})
+    with pytest.raises(ParamsError, match=rf"params {where}\.device: missing"):
+        read({k: v for k, v in section.items() if k != "device"})
+    with pytest.raises(ParamsError, match=rf"params {where}\.batch_size: expected"):
+        read({**section, "batch_size": "8"})
+    key = section["backend"]
+    with pytest.raises(ParamsError, match=rf"params {where}\.{key}: unknown setting\(s\) wieghts"):
+        read({**section, key: {**section[key], "wieghts": "x"}})

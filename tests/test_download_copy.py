@@ -19,7 +19,8 @@ import stages.download as stage
 from repurpose.download import ledger as L
 from repurpose.download.cut import container_start, copy_cut
 from repurpose.download.job import DownloadConfig, Job, run_job
-from repurpose.features.extract import ExtractJob, ModalityConfig, extract_video, video_key
+from repurpose.features.config import ModalityConfig
+from repurpose.features.extract import ExtractJob, extract_video, video_key
 from repurpose.io import sha256_file
 from repurpose.media import probe, run_ffmpeg
 from repurpose.pervideo.inputs import VideoInput, load_videos

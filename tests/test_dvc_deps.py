@@ -194,5 +194,5 @@ def test_closure_follows_local_imports_and_registry_strings() -> None:
     assert "repurpose/training/index.py" in closure("stages.report")  # function-local import
     assert "repurpose/stage_registry.py" not in closure("stages.download")  # __main__ only
     assert not covered("repurpose/features/extract.py", ["repurpose/features/extraction"])
-    assert covered("repurpose/asr/run.py", ["repurpose/asr"])
-    assert covered("repurpose/asr/run.py", ["repurpose/asr/"])
+    assert covered("repurpose/asr/transcribe.py", ["repurpose/asr"])
+    assert covered("repurpose/asr/transcribe.py", ["repurpose/asr/"])

@@ -38,7 +38,7 @@ def test_registry_and_settings_errors():
     with pytest.raises(ParamsError, match="choose one of clip-vit-b32, efficientnet-lite0"):
         get_backend("visual", "resnet", {})
     with pytest.raises(ParamsError, match=r"extract\.visual\.efficientnet-lite0: unknown"):
-        get_backend("visual", "efficientnet-lite0", {"efficientnet-lite0": {"wieghts": "x"}},
+        get_backend("visual", "efficientnet-lite0", {"wieghts": "x"},
                     where="extract.visual")
     assert resolve_device("auto") in ("cpu", "cuda")
     assert resolve_device("cpu") == "cpu"
@@ -59,7 +59,7 @@ def test_efficientnet_lite0_packaged_weights():
 def test_efficientnet_wrong_file_refused(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"_conv_stem.weight": torch.zeros(1)}, bad)
-    b = get_backend("visual", "efficientnet-lite0", {"efficientnet-lite0": {"weights": str(bad)}},
+    b = get_backend("visual", "efficientnet-lite0", {"weights": str(bad)},
                     where="extract.visual")
     with pytest.raises(WeightsMissing, match="not an efficientnet-lite0 state_dict"):
         b.model()
@@ -85,8 +85,7 @@ def tiny_clip(tmp_path_factory):
 
 def test_clip_loads_saved_model_and_matches_it(tiny_clip):
     folder, model = tiny_clip
-    section = {"clip-vit-b32": {"weights": str(folder)}}
-    b = get_backend("visual", "clip-vit-b32", section, where="extract.visual")
+    b = get_backend("visual", "clip-vit-b32", {"weights": str(folder)}, where="extract.visual")
     assert b.dim == 16  # from config.json (512 for the real ViT-B/32)
     assert b.geometry.resize == 224 and b.geometry.crop == 224
     assert b.weights_identity().startswith("sha256:")
@@ -98,8 +97,8 @@ def test_clip_loads_saved_model_and_matches_it(tiny_clip):
     with torch.no_grad():
         expected = model(pixel_values=pixels).image_embeds.numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
-    normed = get_backend("visual", "clip-vit-b32", {"clip-vit-b32": {
-        "weights": str(folder), "normalize": True}}).embed_frames(x)
+    normed = get_backend("visual", "clip-vit-b32", {
+        "weights": str(folder), "normalize": True}).embed_frames(x)
     np.testing.assert_allclose(np.linalg.norm(normed, axis=1), 1.0, rtol=1e-5)
 
 
@@ -112,21 +111,21 @@ def test_clip_full_checkpoint_and_missing_or_partial_weights(tmp_path, tiny_clip
     full = CLIPModel(CLIPConfig(vision_config=vision.config.to_dict(), text_config=text_cfg,
                                 projection_dim=16)).eval()
     full.save_pretrained(tmp_path / "full")  # a whole CLIP checkpoint, as the hub ships it
-    b = get_backend("visual", "clip-vit-b32", {"clip-vit-b32": {"weights": str(tmp_path / "full")}})
+    b = get_backend("visual", "clip-vit-b32", {"weights": str(tmp_path / "full")})
     x = frames(1)
     with torch.no_grad():
         ref = full.get_image_features(pixel_values=b.to_tensor(x))
     ref = ref if torch.is_tensor(ref) else ref.pooler_output
     np.testing.assert_allclose(b.embed_frames(x), ref.numpy(), rtol=1e-4, atol=1e-5)
 
-    missing = get_backend("visual", "clip-vit-b32", {"clip-vit-b32": {
-        "weights": str(tmp_path / "nowhere")}}, where="extract.visual")
+    missing = get_backend("visual", "clip-vit-b32", {
+        "weights": str(tmp_path / "nowhere")}, where="extract.visual")
     with pytest.raises(WeightsMissing, match=r"extract\.visual\.clip-vit-b32\.weights.*"
                                              r"huggingface-cli download"):
         missing.weights_identity()
     CLIPTextModel(CLIPTextConfig(**text_cfg)).save_pretrained(tmp_path / "textonly")
-    partial = get_backend("visual", "clip-vit-b32", {"clip-vit-b32": {
-        "weights": str(tmp_path / "textonly")}})
+    partial = get_backend("visual", "clip-vit-b32", {
+        "weights": str(tmp_path / "textonly")})
     with pytest.raises(WeightsMissing, match="refusing to use random weights"):
         partial.model()
 
@@ -150,7 +149,7 @@ def cnn14_checkpoint(tmp_path_factory):
 def test_cnn14_official_checkpoint_format(cnn14_checkpoint):
     path, model = cnn14_checkpoint
     clear_model_cache()
-    b = get_backend("audio", "panns-cnn14", {"panns-cnn14": {"weights": str(path)}})
+    b = get_backend("audio", "panns-cnn14", {"weights": str(path)})
     assert b.dim == 2048 and b.sample_rate == 32000
     rng = np.random.default_rng(0)
     seconds = (0.1 * rng.standard_normal((2, 32000))).astype(np.float32)
@@ -162,13 +161,13 @@ def test_cnn14_official_checkpoint_format(cnn14_checkpoint):
 
 
 def test_cnn14_bad_checkpoints(tmp_path):
-    b = get_backend("audio", "panns-cnn14", {"panns-cnn14": {"weights": str(tmp_path / "no.pth")}},
+    b = get_backend("audio", "panns-cnn14", {"weights": str(tmp_path / "no.pth")},
                     where="extract.audio")
     with pytest.raises(WeightsMissing, match=r"extract\.audio\.panns-cnn14\.weights.*zenodo"):
         b.weights_identity()
     partial = tmp_path / "partial.pth"
     torch.save({"model": {"fc1.weight": torch.zeros(2048, 2048)}}, partial)
-    b = get_backend("audio", "panns-cnn14", {"panns-cnn14": {"weights": str(partial)}})
+    b = get_backend("audio", "panns-cnn14", {"weights": str(partial)})
     with pytest.raises(WeightsMissing, match="not a Cnn14 checkpoint"):
         b.model()
 
@@ -193,7 +192,7 @@ def test_front_ends_match_reference_math():
 
 
 def test_logmel_weight_free():
-    b = get_backend("audio", "logmel", {"logmel": {"n_mels": 32}})
+    b = get_backend("audio", "logmel", {"n_mels": 32})
     assert b.dim == 64 and b.weights_identity() == "none:logmel-v1"
     t = np.arange(16000) / 16000
     tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -201,7 +200,7 @@ def test_logmel_weight_free():
     assert out.shape == (2, 64) and np.isfinite(out).all()
     assert out[0, :32].max() > out[1, :32].max() + 50  # a tone is far above silence
     with pytest.raises(ParamsError, match="fmax"):
-        get_backend("audio", "logmel", {"logmel": {"fmax": 20000.0}})
+        get_backend("audio", "logmel", {"fmax": 20000.0})
 
 
 def test_minilm_paraphrases_closer_than_unrelated():
@@ -219,6 +218,6 @@ def test_minilm_paraphrases_closer_than_unrelated():
 
 
 def test_minilm_missing_folder(tmp_path):
-    b = get_backend("text", "minilm", {"minilm": {"weights": str(tmp_path)}}, where="embed_text")
+    b = get_backend("text", "minilm", {"weights": str(tmp_path)}, where="embed_text")
     with pytest.raises(WeightsMissing, match=r"embed_text\.minilm\.weights.*modules\.json"):
         b.weights_identity()

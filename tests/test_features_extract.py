@@ -335,7 +335,8 @@ def test_cli_threads_and_picklable_jobs(tmp_path, pattern_file):
     assert rc == 0
     assert FeatureStore(tmp_path / "o").videos == {"clivideo001", "clivideo002"}
 
-    from repurpose.features.extract import ModalityConfig, video_key
+    from repurpose.features.config import ModalityConfig
+    from repurpose.features.extract import video_key
 
     cfg = ModalityConfig.from_section("visual", PARAMS["extract"]["visual"], "extract.visual")
     v = load_videos(videos / "ledger.parquet", videos)[0]
@@ -352,13 +353,21 @@ def test_backend_override_and_unknown(tmp_path, pattern_file):
     from repurpose.params import ParamsError
 
     videos = _library(tmp_path / "videos", pattern_file, {"overrideid1": {}})
+    from repurpose import cli
+    from repurpose.features.config import ModalityConfig
+
     section = dict(PARAMS["extract"]["audio"])
     with pytest.raises(ParamsError, match="choose one of"):
-        run_extract("audio", section, load_videos(videos / "ledger.parquet", videos),
-                    tmp_path / "o", tmp_path / "c", serial_map, backend_override="nope")
+        ModalityConfig.from_section("audio", section, "extract.audio", backend_override="nope")
+    rc = cli.main(["extract", "--modality", "audio", "--backend", "nope", "--videos",
+                   str(videos), "--ledger", str(videos / "ledger.parquet"), "--out",
+                   str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--params",
+                   str(write_params(tmp_path / "params.yaml")), "--no-prefect"])
+    assert rc == 2 and not (tmp_path / "o").exists()  # refused before any work
     section["backend"] = "panns-cnn14"
     section["panns-cnn14"] = {"weights": str(tmp_path / "absent.pth")}
     from repurpose.features.backends import WeightsMissing
 
+    cfg = ModalityConfig.from_section("audio", section, "extract.audio")
     with pytest.raises(WeightsMissing, match=r"extract\.audio\.panns-cnn14\.weights"):
-        run_extract("audio", section, [], tmp_path / "o", tmp_path / "c", serial_map)
+        run_extract(cfg, [], tmp_path / "o", tmp_path / "c", serial_map)

@@ -47,23 +47,26 @@ def test_cache_keys_are_the_ones_stored_before() -> None:
     # computed by the code before the shared engine existed (same inputs): a different key
     # means every cached video is recomputed and every shard rewritten
     from repurpose.asr.backends import get_asr_backend
-    from repurpose.features.extract import ModalityConfig, video_key
+    from repurpose.features.config import ModalityConfig
+    from repurpose.features.extract import video_key
     from repurpose.pervideo.inputs import VideoInput
     from repurpose.pervideo.results import result_key
 
     v = VideoInput("abcdefghijk", "/nonexistent.mp4", "0" * 64, 12.0, 90.0, True)
-    audio = ModalityConfig.from_section("audio", {"backend": "logmel", "dtype": "float16"},
+    flat = {"device": "auto", "batch_size": 8, "dtype": "float16", "n_shards": 1}
+    audio = ModalityConfig.from_section("audio", {**flat, "backend": "logmel", "logmel": {}},
                                         "extract.audio")
     assert video_key(v, audio, audio.backend.weights_identity()) == \
         "bf5da3d38e6db7b4d6cd6a954a419afc"
     visual = ModalityConfig.from_section(
-        "visual", {"backend": "efficientnet-lite0", "dtype": "float16"}, "extract.visual")
+        "visual", {**flat, "backend": "efficientnet-lite0", "efficientnet-lite0": {}},
+        "extract.visual")
     assert video_key(v, visual, "sha256:x") == "78586065b2217e9bdc29e009a583219b"
-    asr = get_asr_backend("faster-whisper", {"faster-whisper": {"model": "package"}})
+    asr = get_asr_backend("faster-whisper", {"model": "package"}, batch_size=8)
     assert result_key(modality="transcript", backend=asr.key, params=asr.params,
                       weights="sha256:w", sha256=v.sha256, source_offset=v.source_offset) == \
         "b7feec96e75c380c1cf1577e2ae01139"
-    text = ModalityConfig.from_section("text", {"backend": "minilm", "dtype": "float16"},
+    text = ModalityConfig.from_section("text", {**flat, "backend": "minilm", "minilm": {}},
                                        "embed_text")
     assert result_key(modality="text", backend=text.backend.key, params=text.backend.params,
                       weights="sha256:m", dtype=text.dtype, transcript="tk",
@@ -72,6 +75,7 @@ def test_cache_keys_are_the_ones_stored_before() -> None:
 
 def test_engine_reuses_failures_unless_retried_and_never_caches_a_missing_file(
         tmp_path: Path) -> None:
+    from repurpose.features.config import ModalityConfig
     from repurpose.features.extract import run_extract
     from repurpose.pervideo.inputs import load_videos
     from repurpose.runner import serial_map
@@ -85,12 +89,13 @@ def test_engine_reuses_failures_unless_retried_and_never_caches_a_missing_file(
     write_test_ledger(folder, {"goodvideo01": {}, "brokenvid01": {}, "missingfil1": {}})
     videos = load_videos(folder / "ledger.parquet", folder)
     (folder / "missingfil1.mp4").unlink()  # listed in the ledger, gone from disk
-    section = {"backend": "logmel", "device": "cpu", "batch_size": 8, "dtype": "float32",
-               "n_shards": 1}
+    cfg = ModalityConfig.from_section(
+        "audio", {"backend": "logmel", "device": "cpu", "batch_size": 8, "dtype": "float32",
+                  "n_shards": 1, "logmel": {}}, "extract.audio")
 
     def run(retry: bool = False):  # noqa: ANN202
-        return run_extract("audio", section, videos, tmp_path / "out", tmp_path / "cache",
-                           serial_map, retry_failed=retry)
+        return run_extract(cfg, videos, tmp_path / "out", tmp_path / "cache", serial_map,
+                           retry_failed=retry)
 
     first = run()
     assert (first.computed, first.reused) == (2, 0)  # the missing file is neither

@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from repurpose import onepass
-from repurpose.asr.run import run_transcribe
+from repurpose.asr.backends import asr_backend_from_section
+from repurpose.asr.transcribe import run_transcribe
 from repurpose.features.extract import run_extract
 from repurpose.features.text import run_embed_text
+from repurpose.params import ParamsError
 from repurpose.pervideo.inputs import load_videos
 from repurpose.pervideo.results import ResultCache
 from repurpose.runner import serial_map
@@ -29,14 +31,16 @@ YID = "onepassvid1"
 PARAMS = {
     "extract": {
         "visual": {"backend": "efficientnet-lite0", "device": "cpu", "batch_size": 4,
-                   "dtype": "float16", "n_shards": 1},
+                   "dtype": "float16", "n_shards": 1, "efficientnet-lite0": {}},
         "audio": {"backend": "logmel", "device": "cpu", "batch_size": 8, "dtype": "float16",
                   "n_shards": 1, "logmel": {"sample_rate": 16000, "n_mels": 64}},
     },
     "transcribe": {"backend": "faster-whisper", "device": "cpu", "batch_size": 4,
                    "faster-whisper": {"model": "package"}},
     "embed_text": {"backend": "minilm", "device": "cpu", "batch_size": 16, "dtype": "float16",
-                   "n_shards": 1},
+                   "n_shards": 1, "minilm": {}},
+    "onepass": {"concurrent": True, "torch_threads": 1, "asr_threads": 1,
+                "batch_size": {"efficientnet-lite0": 2}},
 }
 
 
@@ -55,12 +59,13 @@ def run_stages(folder: Path, cache: Path, out: Path) -> dict[str, object]:
     """The stage-by-stage path; returns each run's report."""
     videos = load_videos(folder / "ledger.parquet", folder)
     reports = {}
+    configs = onepass.FeatureConfigs.from_params(PARAMS)
     for modality in ("visual", "audio"):
-        reports[modality] = run_extract(modality, PARAMS["extract"][modality], videos,
-                                        out / modality, cache / "features" / modality, serial_map)
-    reports["transcripts"] = run_transcribe(PARAMS["transcribe"], videos, out / "transcripts",
+        reports[modality] = run_extract(getattr(configs, modality), videos, out / modality,
+                                        cache / "features" / modality, serial_map)
+    reports["transcripts"] = run_transcribe(configs.asr, videos, out / "transcripts",
                                             cache / "transcripts", serial_map)
-    reports["text"] = run_embed_text(PARAMS["embed_text"], videos, out / "transcripts",
+    reports["text"] = run_embed_text(configs.text, videos, out / "transcripts",
                                      out / "text", cache / "features" / "text", serial_map)
     return reports
 
@@ -76,7 +81,8 @@ def test_one_pass_equals_the_stages_and_fills_their_cache(speech_folder: Path,
         {"concurrent": True, "torch_threads": 1, "asr_threads": 1,
          "batch_size": {"efficientnet-lite0": 2}})  # the section says 4
     pass_cache = tmp_path / "pass-cache"
-    jobs = onepass.plan(video, PARAMS, pass_cache, settings)
+    jobs = onepass.plan(video, onepass.FeatureConfigs.from_params(PARAMS), pass_cache,
+                        settings)
     result = onepass.run(jobs, settings)
     assert sorted(result.entries) == ["audio", "text", "visual"]
     assert "audio decode" in result.seconds  # the ASR and logmel shared one 16 kHz decode
@@ -95,7 +101,8 @@ def test_one_pass_equals_the_stages_and_fills_their_cache(speech_folder: Path,
     assert np.abs(text.astype(np.float32)).sum(1).astype(bool).sum() >= 3  # speech was embedded
 
     assert result.transcript is not None and result.transcript.status == "ok"
-    stage_transcript = run_transcribe(PARAMS["transcribe"], [video], tmp_path / "t2",
+    stage_transcript = run_transcribe(asr_backend_from_section(PARAMS["transcribe"]), [video],
+                                      tmp_path / "t2",
                                       pass_cache / "transcripts", serial_map)
     assert stage_transcript.reused == 1 and stage_transcript.computed == 0
     words = [w for s in result.transcript.transcript["segments"] for w in s["words"]]
@@ -109,8 +116,19 @@ def test_one_pass_equals_the_stages_and_fills_their_cache(speech_folder: Path,
 
 
 def test_settings_are_checked() -> None:
-    with pytest.raises(Exception, match="onepass: unknown key"):
-        onepass.OnePassSettings.from_section({"threads": 2})
-    with pytest.raises(Exception, match="torch_threads"):
-        onepass.OnePassSettings.from_section({"torch_threads": -1})
-    assert onepass.OnePassSettings.from_section(None) == onepass.OnePassSettings()
+    section = dict(PARAMS["onepass"])
+    with pytest.raises(ParamsError, match=r"params onepass: unknown key\(s\) threads"):
+        onepass.OnePassSettings.from_section({**section, "threads": 2})
+    with pytest.raises(ParamsError, match=r"params onepass\.torch_threads: expected an integer"):
+        onepass.OnePassSettings.from_section({**section, "torch_threads": -1})
+    with pytest.raises(ParamsError, match=r"params onepass\.asr_threads: missing"):
+        onepass.OnePassSettings.from_section({k: v for k, v in section.items()
+                                              if k != "asr_threads"})
+    with pytest.raises(ParamsError, match=r"params onepass\.batch_size\.minilm: expected a pos"):
+        onepass.OnePassSettings.from_section({**section, "batch_size": {"minilm": 0}})
+    settings = onepass.OnePassSettings.from_section(section)
+    assert settings.concurrent is section["concurrent"]
+    assert settings.batch_size == section["batch_size"]
+    with pytest.raises(ParamsError, match=r"params embed_text: missing section"):
+        onepass.FeatureConfigs.from_params({k: v for k, v in PARAMS.items()
+                                            if k != "embed_text"})

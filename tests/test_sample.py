@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,9 @@ def test_split_files_pass_the_project_validator(runs: tuple[Path, Path]) -> None
         assert len(parsed.entries) >= 1 and not parsed.duplicates
 
 
-def test_plan_of_default_config() -> None:
-    cfg = SampleConfig()
+def test_plan_of_a_ten_video_config() -> None:
+    cfg = SampleConfig(n_videos=10, min_duration=120, max_duration=240, window_seconds=120,
+                       val_share=0.2, test_share=0.2)
     specs = plan_sample(cfg)
     assert [s.youtube_id for s in specs] == [f"sample{i:05d}" for i in range(1, 11)]
     assert sorted(s.split for s in specs).count("train") == 6
@@ -141,8 +143,8 @@ def test_plan_of_default_config() -> None:
             assert all(w.start <= a < b <= w.end for a, b in w.clips)
     # same seed, same plan; another seed, another plan; more videos keep the earlier ones
     assert plan_sample(cfg) == specs
-    assert plan_sample(SampleConfig(seed=1)) != specs
-    more = plan_sample(SampleConfig(n_videos=12))[:10]  # splits are dealt anew, videos not
+    assert plan_sample(replace(cfg, seed=1)) != specs
+    more = plan_sample(replace(cfg, n_videos=12))[:10]  # splits are dealt anew, videos not
     assert [(s.duration, s.windows, s.seed) for s in more] == [
         (s.duration, s.windows, s.seed) for s in specs
     ]

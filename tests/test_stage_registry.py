@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from repurpose.orchestration import Orchestration, orchestration_from_section
 from repurpose.params import ParamsError
@@ -69,6 +70,8 @@ def test_no_import_circle_and_no_stage_calls_the_cli() -> None:
 
 def test_orchestration_section_is_typed_and_checked() -> None:
     assert orchestration_from_section(None) == Orchestration()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert orchestration_from_section(params["orchestration"]) == Orchestration()  # one default
     orch = orchestration_from_section({"task_runner": "serial", "workers": 3, "batch_size": 25})
     assert (orch.task_runner, orch.workers, orch.batch_size) == ("serial", 3, 25)
     assert orchestration_from_section({"batch_size": "auto"}).batch_size == "auto"
@@ -76,7 +79,10 @@ def test_orchestration_section_is_typed_and_checked() -> None:
                          ({"batch_size": "10"}, "orchestration.batch_size"),
                          ({"batch_size": True}, "orchestration.batch_size"),
                          ({"task_runner": "celery"}, "orchestration.task_runner"),
-                         ({"prefect": "yes"}, "orchestration.prefect")):
+                         ({"prefect": "yes"}, "orchestration.prefect"),
+                         ({"task_runer": "serial"}, r"unknown key\(s\) task_runer"),
+                         ({"workers": "2"}, "orchestration.workers: expected"),
+                         ({"workers": 0}, "orchestration.workers: too small")):
         with pytest.raises(ParamsError, match=message):
             orchestration_from_section(bad)
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from repurpose.params import ParamsError
+from repurpose.params import ParamsError, config_from_section, require
 from repurpose.pervideo.backend import (
     PACKAGE,
     Backend,
@@ -31,6 +33,7 @@ from repurpose.pervideo.backend import (
     files_identity,
     resolve_device,
 )
+from repurpose.pervideo.results import check_positive_int
 from repurpose.pervideo.transcript import Segment, Transcript, Word
 
 SAMPLE_RATE = 16000
@@ -44,27 +47,57 @@ def asr_keys() -> list[str]:
     return sorted(REGISTRY)
 
 
-def get_asr_backend(key: str, section: dict[str, Any], where: str = "transcribe") -> AsrBackend:
-    """ASR backend `key` configured from the `transcribe` params section."""
+@dataclass(frozen=True)
+class TranscribeSettings:
+    """The flat keys of params `transcribe` (each backend's own settings are a sub-section)."""
+
+    backend: str  # faster-whisper | whisperx
+    device: str  # auto | cpu | cuda | cuda:N
+    batch_size: int  # 30-s chunks decoded together
+
+
+def asr_backend_from_section(section: Mapping[str, Any], where: str = "transcribe",
+                             backend_override: str | None = None) -> AsrBackend:
+    """The ASR backend a `transcribe` params section configures, read strictly (every flat key
+    required, no unknown key; an absent sub-section of the backend = its defaults)."""
+    if not isinstance(section, Mapping):
+        raise ParamsError(f"params {where}: expected a mapping, got {section!r}")
+    flat = {k: v for k, v in section.items() if k not in REGISTRY}
+    s = config_from_section(TranscribeSettings, flat, where)
+    key = backend_override or s.backend
+    own = require(dict(section), key, dict, where) if key in section else {}
+    return get_asr_backend(key, own, device=s.device,
+                           batch_size=check_positive_int(s.batch_size, f"{where}.batch_size"),
+                           where=where)
+
+
+def get_asr_backend(key: str, settings: Mapping[str, Any] | None = None, *, batch_size: int,
+                    device: str = "auto", where: str = "transcribe") -> AsrBackend:
+    """ASR backend `key` from its own settings (the sub-section `transcribe.<key>`; absent keys
+    take the backend's defaults); `where` names the section in errors."""
     if key not in REGISTRY:
         raise ParamsError(f"params {where}.backend: unknown ASR backend {key!r} "
                           f"(choose one of {', '.join(asr_keys())})")
     module, name = REGISTRY[key].split(":")
     cls = getattr(importlib.import_module(module), name)
-    own = section.get(key) or {}
-    if not isinstance(own, dict):
+    own = settings or {}
+    if not isinstance(own, Mapping):
         raise ParamsError(f"params {where}.{key}: expected a mapping of settings")
-    return cls(own, where=f"{where}.{key}", device=str(section.get("device", "auto")),
-               batch_size=int(section.get("batch_size", 8)))
+    return cls(dict(own), where=f"{where}.{key}", device=device, batch_size=batch_size)
 
 
 class AsrBackend(Backend):
     modality: ClassVar[str] = "asr"
 
-    def __init__(self, settings: dict[str, Any], where: str, device: str = "auto",
-                 batch_size: int = 8):
+    def __init__(self, settings: Mapping[str, Any], where: str, device: str = "auto", *,
+                 batch_size: int):
         self.batch_size = batch_size
         super().__init__(settings, where, device)
+
+    def replaced(self, **settings: Any) -> AsrBackend:
+        """The same backend with some settings changed (e.g. `cpu_threads`)."""
+        return type(self)({**self.settings, **settings}, self.where, self.device_setting,
+                          batch_size=self.batch_size)
 
     @property
     def dim(self) -> int:
@@ -84,7 +117,7 @@ class FasterWhisper(AsrBackend):
     key: ClassVar[str] = "faster-whisper"
     defaults: ClassVar[dict[str, Any]] = {
         "model": PACKAGE,  # package | a CTranslate2 model folder | a name (large-v3, ...)
-        "download_root": None,  # where a named model is fetched to / looked up
+        "download_root": "models/whisper",  # where a named model is fetched to / looked up
         "compute_type": "auto",  # auto = float16 on cuda, int8 on cpu
         "language": "en",  # null = detect
         "beam_size": 5,

@@ -98,6 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "highlighted captions) beside each clip; burn: render the "
                              "captions into the picture (needs ffmpeg with libass) (default: "
                              "%(default)s)")
+    _add_caption_arguments(parser)
+    parser.add_argument("--window-seconds", type=_positive_int, default=1800, metavar="S",
+                        help="predict over windows of at most S seconds, as the dataset's "
+                             "(default: %(default)s)")
+
+
+def _add_caption_arguments(parser: argparse.ArgumentParser) -> None:
+    """The caption style options (used by --subtitles ass / burn)."""
     captions = parser.add_argument_group("captions (--subtitles ass / burn)")
     captions.add_argument("--caption-style", choices=("karaoke", "plain"), default="karaoke",
                           help="karaoke: the word being spoken is highlighted; plain: whole "
@@ -115,9 +123,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="outline width in pixels (default: %(default)s)")
     captions.add_argument("--caption-outline-colour", type=_colour, default="#000000",
                           metavar="#RGB", help="outline colour (default: %(default)s)")
-    parser.add_argument("--window-seconds", type=_positive_int, default=1800, metavar="S",
-                        help="predict over windows of at most S seconds, as the dataset's "
-                             "(default: %(default)s)")
 
 
 def main(args: argparse.Namespace) -> int:

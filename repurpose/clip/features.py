@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
@@ -32,14 +32,20 @@ from repurpose.params import ParamsError
 from repurpose.pervideo.results import STATUS_FILE, RunReport
 from repurpose.runner import serial_map
 
+if TYPE_CHECKING:
+    from repurpose.asr.backends import AsrBackend
+    from repurpose.features.config import ModalityConfig
+
 log = logging.getLogger(__name__)
 
-# modality -> (path of its params section, where-name in messages, default batch size)
+# modality -> (path of its params section, where-name in messages, batch size with no params
+# file: the repo's params.yaml values, which tests/test_config_defaults.py checks)
 SECTIONS: dict[str, tuple[tuple[str, ...], str, int]] = {
     "visual": (("extract", "visual"), "extract.visual", 32),
     "audio": (("extract", "audio"), "extract.audio", 64),
     "text": (("embed_text",), "embed_text", 64),
 }
+NO_PARAMS_ASR_BATCH = 8  # transcribe.batch_size with no params file (params.yaml's, checked)
 EXTRA_PARAMS = ("asr",)  # recorded beside the backend params, not settings of the backend
 CACHE = "cache"
 VIDEOS = "videos"
@@ -84,9 +90,11 @@ def model_section(modality: str, recorded: dict[str, Any], params: dict[str, Any
     }
 
 
-def check_backend(modality: str, section: dict[str, Any], recorded: dict[str, Any]) -> str:
-    """Build the backend of `section`; check it against the model's record; its weights id."""
-    from repurpose.features.extract import ModalityConfig
+def check_backend(modality: str, section: dict[str, Any], recorded: dict[str, Any]
+                  ) -> ModalityConfig:
+    """The modality's config from `section`, its backend checked against the model's record
+    (dim, params, weights identity)."""
+    from repurpose.features.config import ModalityConfig
 
     where = SECTIONS[modality][1]  # the params section named in errors
     cfg = ModalityConfig.from_section(modality, section, where)
@@ -109,7 +117,17 @@ def check_backend(modality: str, section: dict[str, Any], recorded: dict[str, An
     if problems:
         raise UserError(f"{modality} backend {backend.key} as configured differs from the one "
                         f"the model was trained with: " + "; ".join(problems))
-    return weights
+    return cfg
+
+
+def asr_backend(params: dict[str, Any]) -> AsrBackend:
+    """The ASR backend of params `transcribe` (read strictly); with no such section, Whisper
+    tiny.en from its package with the backend's defaults."""
+    from repurpose.asr.backends import asr_backend_from_section, get_asr_backend
+
+    if "transcribe" in params:
+        return asr_backend_from_section(params["transcribe"])
+    return get_asr_backend("faster-whisper", {}, batch_size=NO_PARAMS_ASR_BATCH)
 
 
 @dataclass
@@ -151,8 +169,7 @@ def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],
                      ) -> ClipWork:
     """Transcript and the three modalities' shards of `source` (a `source.Source`), as the
     model was trained; every result reused from the cache when the file and backend match."""
-    from repurpose.asr.backends import get_asr_backend
-    from repurpose.asr.run import run_transcribe
+    from repurpose.asr.transcribe import run_transcribe
     from repurpose.features.extract import run_extract
     from repurpose.features.text import run_embed_text
 
@@ -160,12 +177,10 @@ def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],
     missing = [m for m in MODALITIES if m not in recorded]
     if missing:
         raise UserError(f"model.json records no feature backend for {', '.join(missing)}")
-    sections = {m: model_section(m, recorded[m], params) for m in MODALITIES}
-    for m in MODALITIES:  # fail fast, before any work, on a mismatch or missing weights
-        check_backend(m, sections[m], recorded[m])
-    transcribe = params.get("transcribe") if isinstance(params.get("transcribe"), dict) else {}
-    transcribe = {"backend": "faster-whisper", **transcribe}
-    asr = get_asr_backend(str(transcribe["backend"]), transcribe)
+    # fail fast, before any work, on a mismatch or missing weights
+    configs = {m: check_backend(m, model_section(m, recorded[m], params), recorded[m])
+               for m in MODALITIES}
+    asr = asr_backend(params)
     asr_id = f"{asr.key}@{asr.weights_identity()}"
     trained_asr = (recorded["text"].get("params") or {}).get("asr")
     if trained_asr and asr_id not in trained_asr:
@@ -181,7 +196,7 @@ def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],
 
     progress("transcribe")
     out = folder / "transcripts"
-    report = run_transcribe(transcribe, [video], out, cache / "transcripts", serial_map)
+    report = run_transcribe(asr, [video], out, cache / "transcripts", serial_map)
     _check_report(report, out, "transcription", name)
     result.reports.append(("transcribe", report))
     doc_path = out / f"{video.youtube_id}.json"
@@ -189,12 +204,12 @@ def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],
 
     for m in ("visual", "audio"):
         progress(m)
-        report = run_extract(m, sections[m], [video], features / m, cache / m, serial_map)
+        report = run_extract(configs[m], [video], features / m, cache / m, serial_map)
         _check_report(report, features / m, f"{m} extraction", name)
         result.reports.append(("extract", report))
 
     progress("text")
-    report = run_embed_text(sections["text"], [video], out, features / "text", cache / "text",
+    report = run_embed_text(configs["text"], [video], out, features / "text", cache / "text",
                             serial_map)
     _check_report(report, features / "text", "text embedding", name)
     result.reports.append(("embed_text", report))

@@ -307,16 +307,10 @@ def _shots(source: Any, work: Path, enabled: bool) -> list[float]:
 def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
         echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Repurpose `input_` (a path or an http(s) URL); return the manifest (also written)."""
-    from repurpose.clip.boundaries import transcript_words
     from repurpose.clip.export import require_burn
     from repurpose.clip.features import compute_features
-    from repurpose.clip.predict import (
-        postprocess_config,
-        predict_segments,
-        select,
-    )
+    from repurpose.clip.predict import postprocess_config
     from repurpose.clip.preview import page
-    from repurpose.clip.source import resolve_source
     from repurpose.training.loop import resolve_device
     from repurpose.training.train import load_model
 
@@ -334,35 +328,18 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
         device = resolve_device("auto")
         net, info = load_model(opts.model, device)
         post = postprocess_config(info, params)
-
         progress.step("input")
-        source = resolve_source(input_, work, params.get("download"))
-        if source.url:
-            say(f"downloaded {source.url}: {source.downloaded} ({source.path.name})")
-        dw, dh = source.display_size
-        turned = f" (shown {dw}x{dh}, rotated {source.rotation})" if source.rotation else ""
-        say(f"input {source.input}: {source.info.duration:.1f} s, {source.info.width}x"
-            f"{source.info.height}{turned}, sha256 {source.sha256[:12]}")
-
+        source = _open_input(input_, work, params, say)
         feats = compute_features(source, info, params, work, progress.step)
         for line in feats.lines():
             say(line)
-
         progress.step("predict")
-        windows, segments = predict_segments(net, feats.features, source.video_id,
-                                             source.info.duration, opts.window_seconds, post,
-                                             device)
-        shots = _shots(source, work, opts.snap)
-        words = transcript_words(feats.transcript)
-        chosen = choose(select(segments, None, opts.min_score), words, shots,
-                        source.info.duration, source.info.fps, opts)
-        say(f"predict: {len(windows)} window(s), {len(segments)} candidate clip(s), "
-            f"{len(chosen)} kept")
+        windows, candidates, shots, chosen = _choose_clips(net, feats, source, post, device,
+                                                           work, opts, say)
         progress.add(len(chosen))
         clips = _export_all(chosen, source, out, work, feats.transcript, opts, progress)
-
         progress.step("manifest")
-        manifest = build_manifest(source, opts, info, post, feats.asr, windows, len(segments),
+        manifest = build_manifest(source, opts, info, post, feats.asr, windows, candidates,
                                   shots, clips)
         _write_outputs(out, manifest, page)
     finally:
@@ -372,6 +349,40 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
     say(f"wrote {len(clips)} clip(s), {PREVIEW} and {MANIFEST} to {out} "
         f"({progress.timings()})")
     return manifest
+
+
+def _open_input(input_: str, work: Path, params: dict[str, Any],
+                say: Callable[[str], None]) -> Any:
+    """The input as a local video (`source.Source`; a URL is downloaded first), described."""
+    from repurpose.clip.source import resolve_source
+
+    source = resolve_source(input_, work, params.get("download"))
+    if source.url:
+        say(f"downloaded {source.url}: {source.downloaded} ({source.path.name})")
+    dw, dh = source.display_size
+    turned = f" (shown {dw}x{dh}, rotated {source.rotation})" if source.rotation else ""
+    say(f"input {source.input}: {source.info.duration:.1f} s, {source.info.width}x"
+        f"{source.info.height}{turned}, sha256 {source.sha256[:12]}")
+    return source
+
+
+def _choose_clips(net: Any, feats: Any, source: Any, post: Any, device: Any, work: Path,
+                  opts: ClipOptions, say: Callable[[str], None]
+                  ) -> tuple[list[tuple[float, float]], int, list[float], list[Any]]:
+    """(windows, number of candidates, shot cuts, chosen clips) of the model's predictions."""
+    from repurpose.clip.boundaries import transcript_words
+    from repurpose.clip.predict import predict_segments, select
+
+    windows, segments = predict_segments(net, feats.features, source.video_id,
+                                         source.info.duration, opts.window_seconds, post,
+                                         device)
+    shots = _shots(source, work, opts.snap)
+    words = transcript_words(feats.transcript)
+    chosen = choose(select(segments, None, opts.min_score), words, shots,
+                    source.info.duration, source.info.fps, opts)
+    say(f"predict: {len(windows)} window(s), {len(segments)} candidate clip(s), "
+        f"{len(chosen)} kept")
+    return windows, len(segments), shots, chosen
 
 
 def build_manifest(source: Any, opts: ClipOptions, info: dict[str, Any], post: Any,

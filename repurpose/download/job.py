@@ -56,7 +56,7 @@ from repurpose.download.ytdlp import (
 )
 from repurpose.io import sha256_file
 from repurpose.media import MediaInfo
-from repurpose.params import ParamsError, require
+from repurpose.params import ParamsError, config_from_section
 from repurpose.splits.schema import check_id
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class DownloadConfig:
     rate_limit_seconds: float = 0.0
     cookies_file: str | None = None
     max_failed_fraction: float = 0.2
-    deadline: float = 600.0
+    deadline: float = 900.0
     cut: str = "copy"
     local_dir: str | None = None
 
@@ -92,28 +92,8 @@ class DownloadConfig:
         """Read and check every key of the `download` params section (all are required, no
         other is allowed). `check_source` False skips the checks of `source`, `url_template`
         and the local folder (`repurpose clip` fetches the URL it is given)."""
-        if not isinstance(section, Mapping):
-            raise ParamsError(f"params {SECTION}: expected a mapping, got {section!r}")
-        unknown = sorted(set(section) - PARAM_KEYS)
-        if unknown:
-            raise ParamsError(f"params {SECTION}: unknown key(s) {', '.join(map(str, unknown))}")
-        num = (int, float)
-        opt_str = (str, type(None))
-        cfg = cls(
-            source=require(section, "source", str, SECTION),
-            url_template=require(section, "url_template", opt_str, SECTION),
-            format=require(section, "format", str, SECTION),
-            retries=require(section, "retries", int, SECTION),
-            backoff_base=float(require(section, "backoff_base", num, SECTION)),
-            backoff_max=float(require(section, "backoff_max", num, SECTION)),
-            timeout=float(require(section, "timeout", num, SECTION)),
-            rate_limit_seconds=float(require(section, "rate_limit_seconds", num, SECTION)),
-            cookies_file=require(section, "cookies_file", opt_str, SECTION),
-            max_failed_fraction=float(require(section, "max_failed_fraction", num, SECTION)),
-            deadline=float(require(section, "deadline", num, SECTION)),
-            cut=require(section, "cut", str, SECTION),
-            local_dir=local_dir,
-        )
+        cfg = config_from_section(cls, dict(section) if isinstance(section, Mapping) else section,
+                                  SECTION, local_dir=local_dir)
         if check_source:
             cfg.check_source()
         cfg.check()
@@ -166,11 +146,6 @@ class DownloadConfig:
         if self.source == "url":
             return limiter_key_for_url(self.url_template or "")
         return self.source
-
-
-PARAM_KEYS = frozenset({"source", "url_template", "format", "retries", "backoff_base",
-                        "backoff_max", "timeout", "rate_limit_seconds", "cookies_file",
-                        "max_failed_fraction", "deadline", "cut"})
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 `repurpose.pervideo.backend`).
 
 The same key names a backend in `params.yaml` (`extract.<modality>.backend`, `embed_text.backend`),
-on the CLI (`--backend`) and in the API (`get_backend(modality, key, section)`). The `embed_*`
-methods: frames `uint8 [N, H, W, 3]` (visual), one-second waveforms `float32 [N, sample_rate]`
-(audio) or strings (text) -> `float32 [N, dim]`.
+on the CLI (`--backend`) and in the API (`get_backend(modality, key, settings)`; a whole section
+is read by `repurpose.features.config`). The `embed_*` methods: frames `uint8 [N, H, W, 3]`
+(visual), one-second waveforms `float32 [N, sample_rate]` (audio) or strings (text) ->
+`float32 [N, dim]`.
 """
 
 from __future__ import annotations
@@ -61,16 +62,14 @@ def backend_class(modality: str, key: str) -> type[Backend]:
     return getattr(importlib.import_module(module), name)
 
 
-def get_backend(modality: str, key: str, section: Mapping[str, Any],
-                where: str = "") -> Backend:
-    """Build backend `key` of `modality` from a params section.
-
-    `section` is the modality's section (e.g. `extract.visual`); the backend reads its own
-    settings from the sub-section named after its key (e.g. `extract.visual.clip-vit-b32`) plus
-    the shared `device` and `batch_size`. `where` names the section in error messages."""
+def get_backend(modality: str, key: str, settings: Mapping[str, Any] | None = None,
+                device: str = "auto", where: str = "") -> Backend:
+    """Build backend `key` of `modality` from its own settings (the params sub-section named
+    after its key, e.g. `extract.visual.clip-vit-b32`; absent keys take the backend's
+    defaults). `where` names the modality's section in error messages."""
     cls = backend_class(modality, key)
     where = where or modality
-    own = section.get(key) or {}
+    own = settings or {}
     if not isinstance(own, Mapping):
         raise ParamsError(f"params {where}.{key}: expected a mapping of settings, got {own!r}")
-    return cls(dict(own), where=f"{where}.{key}", device=str(section.get("device", "auto")))
+    return cls(dict(own), where=f"{where}.{key}", device=device)

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from repurpose import io
-from repurpose.features.assembly import check_dtype, finish
-from repurpose.features.backends import Backend, get_backend
+from repurpose.features.assembly import finish
+from repurpose.features.backends import Backend
+from repurpose.features.config import ModalityConfig
 from repurpose.features.shards import FeatureMeta
 from repurpose.media import MediaError, MediaInfo, probe
 from repurpose.params import ParamsError
@@ -50,7 +51,6 @@ from repurpose.pervideo.results import (
     Entry,
     ResultCache,
     RunReport,
-    check_positive_int,
     remove_stale,
     result_key,
 )
@@ -59,36 +59,6 @@ from repurpose.runner import Mapper
 log = logging.getLogger(__name__)
 
 EXTRACT_MODALITIES = ("visual", "audio")
-
-
-@dataclass(frozen=True)
-class ModalityConfig:
-    """One modality's section of params (`extract.visual`, `extract.audio`, `embed_text`)."""
-
-    modality: str
-    backend: Backend
-    dtype: str
-    batch_size: int
-    n_shards: int
-
-    @classmethod
-    def from_section(cls, modality: str, section: dict[str, Any], where: str,
-                     backend_override: str | None = None) -> ModalityConfig:
-        key = backend_override or section.get("backend")
-        if not isinstance(key, str) or not key:
-            raise ParamsError(f"params {where}.backend: missing")
-        return cls(
-            modality=modality,
-            backend=get_backend(modality, key, section, where=where),
-            dtype=check_dtype(section.get("dtype", "float16"), where),
-            batch_size=check_positive_int(section.get("batch_size", 32), f"{where}.batch_size"),
-            n_shards=check_positive_int(section.get("n_shards", 1), f"{where}.n_shards"),
-        )
-
-    def meta(self, weights: str, extra_params: dict[str, Any] | None = None) -> FeatureMeta:
-        return FeatureMeta(modality=self.modality, backend=self.backend.key, weights=weights,
-                           dim=self.backend.dim, dtype=self.dtype, fps=1.0,
-                           params={**self.backend.params, **(extra_params or {})})
 
 
 @dataclass(frozen=True)
@@ -222,20 +192,17 @@ def _kept_rows(got: np.ndarray) -> int:
     return len(got) if len(got) - last <= 1 else last
 
 
-def run_extract(modality: str, section: dict[str, Any], videos: list[VideoInput],
-                out_dir: str | Path, cache_dir: str | Path, mapper: Mapper,
-                backend_override: str | None = None, retry_failed: bool = False) -> RunReport:
-    """Extract `modality` for `videos`: reuse cached results, compute the rest through `mapper`,
-    then write the shards. Raises ParamsError/WeightsMissing before any work if misconfigured."""
-    if modality not in EXTRACT_MODALITIES:
-        raise ParamsError(f"unknown modality {modality!r} for extract "
+def run_extract(cfg: ModalityConfig, videos: list[VideoInput], out_dir: str | Path,
+                cache_dir: str | Path, mapper: Mapper, retry_failed: bool = False) -> RunReport:
+    """Extract `cfg.modality` for `videos`: reuse cached results, compute the rest through
+    `mapper`, then write the shards. Raises WeightsMissing before any work if weights are absent."""
+    if cfg.modality not in EXTRACT_MODALITIES:
+        raise ParamsError(f"unknown modality {cfg.modality!r} for extract "
                           f"(choose one of {', '.join(EXTRACT_MODALITIES)})")
-    where = f"extract.{modality}"
-    cfg = ModalityConfig.from_section(modality, section, where, backend_override)
     weights = cfg.backend.weights_identity()  # fails fast, with the key, if weights are missing
     meta = cfg.meta(weights)
     cache = ResultCache(Path(cache_dir) / cfg.backend.key)
-    with io.folder_lock(out_dir, f"extract {modality} run"):
+    with io.folder_lock(out_dir, f"extract {cfg.modality} run"):
         remove_stale(out_dir, cache)  # temporary files of a killed run
         return _run(cfg, meta, weights, videos, out_dir, cache, mapper, retry_failed)
 

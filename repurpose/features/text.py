@@ -26,7 +26,8 @@ import numpy as np
 from repurpose import io
 from repurpose.features.assembly import finish
 from repurpose.features.backends import PACKAGE, Backend, WeightsMissing, files_identity
-from repurpose.features.extract import CachedArrays, ModalityConfig
+from repurpose.features.config import ModalityConfig
+from repurpose.features.extract import CachedArrays
 from repurpose.pervideo.engine import cached_or_compute
 from repurpose.pervideo.inputs import VideoInput
 from repurpose.pervideo.results import (
@@ -162,7 +163,7 @@ def embed_video(job: EmbedJob) -> Entry:
 
 
 def embed_document(job: EmbedJob, doc: dict[str, Any]) -> Entry:
-    """Per-second text vectors from a stored-transcript document (`asr.run`'s format); cached."""
+    """Per-second text vectors from a stored transcript (`asr.transcribe`'s format); cached."""
     first, stop = int(doc["rows"][0]), int(doc["rows"][1])
     n = stop - first
     transcript = Transcript.from_json(doc)
@@ -183,12 +184,10 @@ def embed_document(job: EmbedJob, doc: dict[str, Any]) -> Entry:
     return ResultCache(job.cache_root).save(entry, out.astype(job.dtype))  # non-finite: failed
 
 
-def run_embed_text(section: dict[str, Any], videos: list[VideoInput],
-                   transcripts_dir: str | Path, out_dir: str | Path, cache_dir: str | Path,
-                   mapper: Mapper, backend_override: str | None = None) -> RunReport:
+def run_embed_text(cfg: ModalityConfig, videos: list[VideoInput], transcripts_dir: str | Path,
+                   out_dir: str | Path, cache_dir: str | Path, mapper: Mapper) -> RunReport:
     """Embed the transcripts of `videos`; a video without a transcript is a failure
     `no_transcript` (its transcription failed: see the transcripts' failures.json)."""
-    cfg = ModalityConfig.from_section("text", section, "embed_text", backend_override)
     weights = cfg.backend.weights_identity()
     cache = ResultCache(Path(cache_dir) / cfg.backend.key)
     with io.folder_lock(out_dir, "embed_text run"):

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from repurpose import io
-from repurpose.asr.backends import SAMPLE_RATE, AsrBackend, get_asr_backend
+from repurpose.asr.backends import SAMPLE_RATE, AsrBackend
 from repurpose.media import MediaError, MediaInfo, probe
-from repurpose.params import ParamsError
 from repurpose.pervideo.decode import AudioStats, DecodedAudio, DecodeError, read_audio
 from repurpose.pervideo.engine import cached_or_compute, missing_file, undecodable
 from repurpose.pervideo.inputs import VideoInput, media_flags, row_range
@@ -173,15 +172,10 @@ def output_document(v: VideoInput, result: TranscribeResult, backend: AsrBackend
     }
 
 
-def run_transcribe(section: dict[str, Any], videos: list[VideoInput], out_dir: str | Path,
+def run_transcribe(backend: AsrBackend, videos: list[VideoInput], out_dir: str | Path,
                    cache_dir: str | Path | None, mapper: Mapper,
-                   backend_override: str | None = None,
                    retry_failed: bool = False) -> RunReport:
     """Transcribe what is not reused; write `<out>/<id>.json`, status and failures."""
-    key_name = backend_override or section.get("backend")
-    if not isinstance(key_name, str):
-        raise ParamsError("params transcribe.backend: missing")
-    backend = get_asr_backend(key_name, section)
     weights = backend.weights_identity()
     out = Path(out_dir)
     cache_root = str(Path(cache_dir) / backend.key) if cache_dir else None
