@@ -1,7 +1,8 @@
 """Feature throughput: all offline modalities of one video, today's way against the one pass.
 
     .venv/bin/python benchmarks/features_throughput.py [--duration 600] [--work DIR]
-        [--sets sample,paper] [--repeat 1] [--onepass concurrent=true torch_threads=1 ...]
+        [--sets sample,paper] [--repeat 1] [--precision fp32|bf16]
+        [--onepass concurrent=true torch_threads=1 ...]
 
 Generates a 360p, 30 fps video (ffmpeg lavfi `testsrc2`, espeak-ng speech looped with pauses as
 its soundtrack; kept in `--work` and reused), then measures, in one run and on that file:
@@ -180,13 +181,29 @@ def today(jobs: onepass.OnePassJobs, asr_backend) -> dict[str, float]:  # noqa: 
     return seconds
 
 
+def with_precision(params: dict, precision: str) -> dict:
+    """`params` with `precision` for every visual/audio backend that has the setting."""
+    import copy
+
+    from repurpose.features.backends import backend_class
+
+    out = copy.deepcopy(params)
+    for modality in ("visual", "audio"):
+        section = out["extract"][modality]
+        if "precision" in backend_class(modality, section["backend"]).defaults:
+            section.setdefault(section["backend"], {})["precision"] = precision
+    return out
+
+
 def measure_set(name: str, video: VideoInput, work: Path, overrides: dict,
-                repeat: int) -> list[dict]:
-    """Today's way and the one pass, back to back (`repeat` times), on fresh caches."""
+                repeat: int, precision: str = "fp32") -> list[dict]:
+    """Today's way and the one pass (at `precision`), back to back (`repeat` times), on fresh
+    caches."""
     from repurpose.asr.backends import asr_backend_from_section
 
     params = set_params(name, work)
     configs = onepass.FeatureConfigs.from_params(params)
+    pass_configs = onepass.FeatureConfigs.from_params(with_precision(params, precision))
     stages_way = onepass.OnePassSettings(concurrent=False, torch_threads=0, asr_threads=0)
     settings = onepass.OnePassSettings.from_section({**params["onepass"], **overrides})
     rows = []
@@ -194,7 +211,7 @@ def measure_set(name: str, video: VideoInput, work: Path, overrides: dict,
         caches = {way: Path(tempfile.mkdtemp(prefix=f"cache-{name}-{way}-", dir=work))
                   for way in ("today", "onepass")}
         jobs = {"today": onepass.plan(video, configs, caches["today"], stages_way),
-                "onepass": onepass.plan(video, configs, caches["onepass"], settings)}
+                "onepass": onepass.plan(video, pass_configs, caches["onepass"], settings)}
         asr_today = asr_backend_from_section(params["transcribe"])
         for j in jobs.values():  # load every model before timing
             for backend in (j.visual.backend, j.audio.backend, j.transcribe.backend,
@@ -210,7 +227,8 @@ def measure_set(name: str, video: VideoInput, work: Path, overrides: dict,
                 result = onepass.run(jobs[way], settings)
                 seconds = dict(result.seconds)
             wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-            rows.append({"set": name, "way": way, "round": r + 1, "load": la,
+            label = way if way == "today" or precision == "fp32" else f"{way} {precision}"
+            rows.append({"set": name, "way": label, "round": r + 1, "load": la,
                          "load_after": load(), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                          "steps": {k: round(v, 2) for k, v in seconds.items()}})
         rows[-1]["max_abs_diff"] = max_differences(jobs)
@@ -251,7 +269,7 @@ def print_report(dur: float, decode: list[dict], runs: list[dict], settings: str
         cell = {k: (f"{steps[k]} s ({dur / steps[k]:.0f}x)" if steps.get(k) else "-")
                 for k in ("visual", "audio", "audio decode", "asr", "text")}
         speedup = ""
-        if r["way"] == "onepass" and i and runs[i - 1]["way"] == "today":
+        if r["way"].startswith("onepass") and i and runs[i - 1]["way"] == "today":
             speedup = (f"{runs[i - 1]['wall_s'] / r['wall_s']:.2f}x wall, "
                        f"{runs[i - 1]['cpu_s'] / r['cpu_s']:.2f}x CPU")
         print(f"| {r['set']} | {r['way']} | {r['round']} | {r['load']} / {r['load_after']} | "
@@ -274,6 +292,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds of today + onepass per set")
     ap.add_argument("--onepass", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override params onepass, e.g. torch_threads=2 concurrent=false")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="the one pass's visual/audio precision (today's way: fp32)")
     ap.add_argument("--no-decode", action="store_true", help="skip the decode-only rows")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -289,7 +309,7 @@ def main() -> int:
     runs = []
     for name in sets:
         print(f"{name} ... (load {load()})", file=sys.stderr)
-        runs += measure_set(name, video, work, overrides, args.repeat)
+        runs += measure_set(name, video, work, overrides, args.repeat, args.precision)
     print_report(args.duration, decode, runs, json.dumps(overrides) if overrides else "params")
     if args.json:
         args.json.write_text(json.dumps({"decode": decode, "runs": runs}, indent=2))

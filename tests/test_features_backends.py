@@ -221,3 +221,20 @@ def test_minilm_missing_folder(tmp_path):
     b = get_backend("text", "minilm", {"weights": str(tmp_path)}, where="embed_text")
     with pytest.raises(WeightsMissing, match=r"embed_text\.minilm\.weights.*modules\.json"):
         b.weights_identity()
+
+
+def test_bf16_precision_is_close_keyed_apart_and_checked():
+    fp32 = get_backend("visual", "efficientnet-lite0", {})
+    bf16 = get_backend("visual", "efficientnet-lite0", {"precision": "bf16"})
+    assert "precision" not in fp32.params  # the fp32 key is the one made before the setting
+    assert bf16.params == {**fp32.params, "precision": "bf16"}  # bf16 vectors: their own key
+    x = frames(4)
+    a, b = fp32.embed_frames(x), bf16.embed_frames(x)
+    assert b.dtype == np.float32 and not np.array_equal(a, b)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99, cosine
+    with pytest.raises(ParamsError, match=r"extract\.visual\.efficientnet-lite0\.precision: "
+                                          r"expected one of fp32, bf16, got 'fp16'"):
+        get_backend("visual", "efficientnet-lite0", {"precision": "fp16"}, where="extract.visual")
+    with pytest.raises(ParamsError, match=r"panns-cnn14\.precision"):
+        get_backend("audio", "panns-cnn14", {"precision": "int8"})

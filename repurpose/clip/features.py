@@ -77,6 +77,8 @@ def model_section(modality: str, recorded: dict[str, Any], params: dict[str, Any
     own = local.get(cls.key) if isinstance(local.get(cls.key), dict) else {}
     rec_params = recorded.get("params") or {}
     settings = {k: v for k, v in rec_params.items() if k in cls.defaults}
+    for k, v in cls.unkeyed_defaults.items():  # absent from the record: it was the default
+        settings.setdefault(k, v)
     for k in cls.defaults:
         if k not in settings and k in own:
             settings[k] = own[k]

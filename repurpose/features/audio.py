@@ -19,6 +19,7 @@ import numpy as np
 from repurpose.features import panns as cnn14
 from repurpose.features.backends import Backend, WeightsMissing, files_identity, resolve_device
 from repurpose.params import ParamsError
+from repurpose.pervideo.backend import PRECISION_DEFAULT, check_precision, compute_precision
 
 LOGMEL_VERSION = "logmel-v1"
 
@@ -40,7 +41,12 @@ class PannsCnn14(AudioBackend):
     key: ClassVar[str] = "panns-cnn14"
     defaults: ClassVar[dict[str, Any]] = {
         "weights": "models/panns/Cnn14_mAP=0.431.pth",
+        **PRECISION_DEFAULT,  # fp32 | bf16 (autocast: ~1.9x faster on an AVX512-BF16 CPU)
     }
+    unkeyed_defaults: ClassVar[dict[str, Any]] = PRECISION_DEFAULT
+
+    def validate(self) -> None:
+        check_precision(self)
 
     @property
     def sample_rate(self) -> int:
@@ -54,7 +60,9 @@ class PannsCnn14(AudioBackend):
     def params(self) -> dict[str, Any]:
         return {"sample_rate": cnn14.SAMPLE_RATE, "window": cnn14.WINDOW, "hop": cnn14.HOP,
                 "mel_bins": cnn14.MEL_BINS, "fmin": cnn14.FMIN, "fmax": cnn14.FMAX,
-                "segment_seconds": 1.0, "output": "embedding"}
+                "segment_seconds": 1.0, "output": "embedding",
+                **({} if self.settings["precision"] == "fp32" else
+                   {"precision": self.settings["precision"]})}
 
     def weights_help(self) -> str:
         return ("download Cnn14_mAP=0.431.pth (https://zenodo.org/records/3987831) on a "
@@ -89,9 +97,9 @@ class PannsCnn14(AudioBackend):
         import torch
 
         model = self.model()
-        with torch.inference_mode():
+        with torch.inference_mode(), compute_precision(self):
             x = torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32))
-            out = model(x.to(resolve_device(self.device_setting)))["embedding"]
+            out = model(x.to(resolve_device(self.device_setting)))["embedding"]  # [N, 2048]
         return out.float().cpu().numpy()
 
 

@@ -30,6 +30,7 @@ from repurpose.features.backends import (
     resolve_device,
 )
 from repurpose.params import ParamsError
+from repurpose.pervideo.backend import PRECISION_DEFAULT, check_precision, compute_precision
 from repurpose.pervideo.decode import FrameGeometry
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -48,6 +49,7 @@ class VisualBackend(Backend):
         return FrameGeometry(resize=int(self.settings["resize"]), crop=int(self.settings["crop"]))
 
     def validate(self) -> None:
+        check_precision(self)
         for name in ("resize", "crop"):
             v = self.settings.get(name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -80,7 +82,9 @@ class EfficientNetLite0(VisualBackend):
         "crop": 224,
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
+        **PRECISION_DEFAULT,  # fp32 | bf16 (autocast: ~1.8x faster on an AVX512-BF16 CPU)
     }
+    unkeyed_defaults: ClassVar[dict[str, Any]] = PRECISION_DEFAULT
 
     @property
     def dim(self) -> int:
@@ -123,14 +127,17 @@ class EfficientNetLite0(VisualBackend):
         except RuntimeError as exc:
             raise WeightsMissing(f"params {self.where}.weights: {path} is not an "
                                  f"efficientnet-lite0 state_dict: {exc}") from exc
-        return model.eval().to(resolve_device(self.device_setting))
+        # channels_last: the same numbers, ~1.5x faster on CPU (benchmarks/features_throughput)
+        model = model.eval().to(resolve_device(self.device_setting))
+        return model.to(memory_format=torch.channels_last)
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         import torch
 
         model = self.model()
-        with torch.inference_mode():
-            x = model.extract_features(self.to_tensor(frames))
+        with torch.inference_mode(), compute_precision(self):
+            x = self.to_tensor(frames).contiguous(memory_format=torch.channels_last)
+            x = model.extract_features(x)  # [N, 1280, 7, 7]
             x = torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
         return x.float().cpu().numpy()
 
@@ -144,13 +151,16 @@ class ClipViTB32(VisualBackend):
         "crop": None,  # None = from preprocessor_config.json (else 224)
         "mean": None,  # None = from preprocessor_config.json (else CLIP's)
         "std": None,
+        **PRECISION_DEFAULT,  # fp32 | bf16 (autocast: ~1.9x faster on an AVX512-BF16 CPU)
     }
+    unkeyed_defaults: ClassVar[dict[str, Any]] = PRECISION_DEFAULT
 
     def __init__(self, settings: dict[str, Any], where: str, device: str = "auto"):
         self._config_cache: dict[str, Any] | None = None
         super().__init__(settings, where, device)
 
     def validate(self) -> None:
+        check_precision(self)
         if not isinstance(self.settings["normalize"], bool):
             raise ParamsError(f"params {self.where}.normalize: expected true or false")
 
@@ -245,7 +255,7 @@ class ClipViTB32(VisualBackend):
         import torch
 
         model = self.model()
-        with torch.inference_mode():
-            out = model(pixel_values=self.to_tensor(frames)).image_embeds
+        with torch.inference_mode(), compute_precision(self):
+            out = model(pixel_values=self.to_tensor(frames)).image_embeds  # [N, 512]
         x = out.float().cpu().numpy()
         return l2_normalize(x) if self.settings["normalize"] else x
