@@ -355,3 +355,18 @@ def test_subtitle_lines_and_times() -> None:
     assert (lines[2].start, lines[2].end) == pytest.approx((9.5, 10.0))
     assert timestamp(3723.4567) == "01:02:03,457"
     assert srt(lines).startswith("1\n00:00:00,000 --> 00:00:02,600\nw1 w2 w3 w4 w5 w6 w7\n\n2\n")
+
+
+def test_a_model_recorded_before_precision_existed_gets_fp32_features() -> None:
+    """A model.json whose visual record has no `precision` was trained on fp32 vectors; a
+    params.yaml asking for bf16 must not change what `repurpose clip` computes for it."""
+    from repurpose.clip.features import model_section
+
+    recorded = {"backend": "efficientnet-lite0", "dim": 1280,
+                "params": {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406],
+                           "std": [0.229, 0.224, 0.225]}}
+    params = {"extract": {"visual": {"efficientnet-lite0": {"precision": "bf16"}}}}
+    section = model_section("visual", recorded, params)
+    assert section["efficientnet-lite0"]["precision"] == "fp32"
+    trained_bf16 = {**recorded, "params": {**recorded["params"], "precision": "bf16"}}
+    assert model_section("visual", trained_bf16, {})["efficientnet-lite0"]["precision"] == "bf16"
