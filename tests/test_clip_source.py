@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from repurpose.clip.source import download_stem, resolve_source
+from repurpose.clip.source import download_config, download_stem, resolve_source
 from repurpose.errors import UserError
 from repurpose.params import ParamsError
 from tests.loopback import LoopbackServer, make_video
@@ -29,11 +29,11 @@ def test_retry_after_is_honoured_up_to_backoff_max(tmp_path: Path, video: bytes)
     with LoopbackServer() as server:
         server.add("soon.mp4", video, fail_first=1, fail_status=429, retry_after=1)
         server.add("late.mp4", video, fail_first=1, fail_status=429, retry_after=30)
-        src = resolve_source(server.url("soon.mp4"), tmp_path / "a", SECTION)
+        src = resolve_source(server.url("soon.mp4"), tmp_path / "a", download_config(SECTION))
         gets = server.get_times["soon.mp4"]
         started = time.monotonic()
         with pytest.raises(UserError) as err:
-            resolve_source(server.url("late.mp4"), tmp_path / "b", SECTION)
+            resolve_source(server.url("late.mp4"), tmp_path / "b", download_config(SECTION))
         took = time.monotonic() - started
         late_gets = server.gets["late.mp4"]
     assert src.downloaded == "fetched" and src.path.read_bytes() == video
@@ -51,8 +51,8 @@ def test_downloads_share_the_rate_limit(tmp_path: Path, video: bytes) -> None:
     with LoopbackServer() as server:
         server.add("one.mp4", video)
         server.add("two.mp4", video)
-        resolve_source(server.url("one.mp4"), tmp_path, section)
-        resolve_source(server.url("two.mp4"), tmp_path, section)
+        resolve_source(server.url("one.mp4"), tmp_path, download_config(section))
+        resolve_source(server.url("two.mp4"), tmp_path, download_config(section))
         first, second = server.get_times["one.mp4"][0], server.get_times["two.mp4"][0]
     # The limiter spaces the starts of yt-dlp attempts 1.5 s apart; the server sees each GET
     # after that attempt's extraction step, whose time varies (the first in a process is the
@@ -70,7 +70,9 @@ def test_download_params_are_read_strictly(tmp_path: Path) -> None:
         ({**SECTION, "deadline": 0}, r"download\.deadline: must be > 0"),
     ]:
         with pytest.raises(ParamsError, match=pattern):
-            resolve_source(url, tmp_path, section)
+            download_config(section)
+    with pytest.raises(ParamsError, match=r"params download: missing section"):
+        resolve_source(url, tmp_path, None)  # a URL input needs the section
     assert not (tmp_path / "downloads").exists()  # refused before any request
 
 
@@ -78,8 +80,8 @@ def test_download_file_is_named_by_its_url_and_format(tmp_path: Path, video: byt
     with LoopbackServer() as server:
         server.add("talk.mp4", video)
         url = server.url("talk.mp4")
-        src = resolve_source(url, tmp_path, SECTION)
-        again = resolve_source(url, tmp_path, SECTION)
+        src = resolve_source(url, tmp_path, download_config(SECTION))
+        again = resolve_source(url, tmp_path, download_config(SECTION))
     stem = download_stem(url, SECTION["format"])
     assert len(stem) == 11 and int(stem, 16) >= 0
     assert src.path == (tmp_path / "downloads" / f"{stem}.mp4").resolve()

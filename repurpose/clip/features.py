@@ -132,6 +132,34 @@ def asr_backend(params: dict[str, Any]) -> AsrBackend:
     return get_asr_backend("faster-whisper", {}, batch_size=NO_PARAMS_ASR_BATCH)
 
 
+@dataclass(frozen=True)
+class FeatureSetup:
+    """How `repurpose clip` computes features: each modality's config as the model was
+    trained (checked against its record), and the ASR backend."""
+
+    configs: dict[str, ModalityConfig]  # visual | audio | text
+    asr: AsrBackend
+    asr_id: str  # backend@weights identity, recorded in the manifest
+
+
+def feature_setup(model_info: dict[str, Any], params: dict[str, Any]) -> FeatureSetup:
+    """The configs of `model.json`'s feature record plus params' weights locations, device and
+    batch sizes; fails before any work on a mismatch or missing weights."""
+    recorded = model_info.get("features") or {}
+    missing = [m for m in MODALITIES if m not in recorded]
+    if missing:
+        raise UserError(f"model.json records no feature backend for {', '.join(missing)}")
+    configs = {m: check_backend(m, model_section(m, recorded[m], params), recorded[m])
+               for m in MODALITIES}
+    asr = asr_backend(params)
+    asr_id = f"{asr.key}@{asr.weights_identity()}"
+    trained_asr = (recorded["text"].get("params") or {}).get("asr")
+    if trained_asr and asr_id not in trained_asr:
+        log.warning("transcribing with %s; the model's text features came from %s",
+                    asr_id, ", ".join(trained_asr))
+    return FeatureSetup(configs, asr, asr_id)
+
+
 @dataclass
 class ClipWork:
     """Where one video's work lies, and what each step did."""
@@ -166,35 +194,21 @@ def _check_report(report: RunReport, out_dir: Path, step: str, name: str) -> Non
         raise UserError(f"{name}: {step} failed ({reason}){': ' + message if message else ''}")
 
 
-def compute_features(source, model_info: dict[str, Any], params: dict[str, Any],  # noqa: ANN001
-                     work: Path, progress: Callable[[str], None] = lambda step: None
-                     ) -> ClipWork:
+def compute_features(source, setup: FeatureSetup, work: Path,  # noqa: ANN001
+                     progress: Callable[[str], None] = lambda step: None) -> ClipWork:
     """Transcript and the three modalities' shards of `source` (a `source.Source`), as the
     model was trained; every result reused from the cache when the file and backend match."""
     from repurpose.asr.transcribe import run_transcribe
     from repurpose.features.extract import run_extract
     from repurpose.features.text import run_embed_text
 
-    recorded = model_info.get("features") or {}
-    missing = [m for m in MODALITIES if m not in recorded]
-    if missing:
-        raise UserError(f"model.json records no feature backend for {', '.join(missing)}")
-    # fail fast, before any work, on a mismatch or missing weights
-    configs = {m: check_backend(m, model_section(m, recorded[m], params), recorded[m])
-               for m in MODALITIES}
-    asr = asr_backend(params)
-    asr_id = f"{asr.key}@{asr.weights_identity()}"
-    trained_asr = (recorded["text"].get("params") or {}).get("asr")
-    if trained_asr and asr_id not in trained_asr:
-        log.warning("transcribing with %s; the model's text features came from %s",
-                    asr_id, ", ".join(trained_asr))
-
+    configs, asr = setup.configs, setup.asr
     video = source.video_input()
     name = source.input
     cache = work / CACHE
     folder = work / VIDEOS / source.video_id
     features = folder / "features"
-    result = ClipWork(folder, features, {}, asr=asr_id)
+    result = ClipWork(folder, features, {}, asr=setup.asr_id)
 
     progress("transcribe")
     out = folder / "transcripts"

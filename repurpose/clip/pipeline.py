@@ -308,7 +308,7 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
         echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Repurpose `input_` (a path or an http(s) URL); return the manifest (also written)."""
     from repurpose.clip.export import require_burn
-    from repurpose.clip.features import compute_features
+    from repurpose.clip.features import compute_features, feature_setup
     from repurpose.clip.predict import postprocess_config
     from repurpose.clip.preview import page
     from repurpose.training.loop import resolve_device
@@ -328,9 +328,10 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
         device = resolve_device("auto")
         net, info = load_model(opts.model, device)
         post = postprocess_config(info, params)
+        setup = feature_setup(info, params)  # before the download: weights, model record
         progress.step("input")
         source = _open_input(input_, work, params, say)
-        feats = compute_features(source, info, params, work, progress.step)
+        feats = compute_features(source, setup, work, progress.step)
         for line in feats.lines():
             say(line)
         progress.step("predict")
@@ -354,9 +355,10 @@ def run(input_: str, opts: ClipOptions, progress_bar: bool | None = None,
 def _open_input(input_: str, work: Path, params: dict[str, Any],
                 say: Callable[[str], None]) -> Any:
     """The input as a local video (`source.Source`; a URL is downloaded first), described."""
-    from repurpose.clip.source import resolve_source
+    from repurpose.clip.source import download_config, is_url, resolve_source
 
-    source = resolve_source(input_, work, params.get("download"))
+    download = download_config(params.get("download")) if is_url(input_) else None
+    source = resolve_source(input_, work, download)
     if source.url:
         say(f"downloaded {source.url}: {source.downloaded} ({source.path.name})")
     dw, dh = source.display_size

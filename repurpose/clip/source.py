@@ -214,9 +214,11 @@ def download_config(section: Any) -> DownloadConfig:
     return DownloadConfig.from_section(section, check_source=False)
 
 
-def resolve_source(text: str, work_dir: Path, download_section: dict[str, Any] | None) -> Source:
-    """The input as a local, readable video file (downloading a URL first, with the params'
-    `download` section)."""
+def resolve_source(text: str, work_dir: Path, download: DownloadConfig | None) -> Source:
+    """The input as a local, readable video file (a URL is downloaded first with `download`,
+    the params' `download` section as `download_config` reads it)."""
     if is_url(text):
-        return url_source(text, work_dir, download_config(download_section))
+        if download is None:
+            download = download_config(None)  # the error: a URL needs the download section
+        return url_source(text, work_dir, download)
     return local_source(text)
