@@ -22,7 +22,7 @@ from repurpose.evaluation.config import SECTION, EvaluateConfig
 from repurpose.evaluation.evaluator import evaluate as evaluate_windows
 from repurpose.evaluation.evaluator import join, load_ground_truth, load_predictions
 from repurpose.model.postprocess import PostprocessConfig
-from repurpose.params import load_params
+from repurpose.params import load_params, require
 from repurpose.runner import Mapper
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,10 @@ def _configs(params_path: Path) -> tuple[EvaluateConfig, PostprocessConfig]:
                  params_path, SECTION)
         cfg = EvaluateConfig()
     post = params.get("postprocess")
-    if isinstance(post, dict):
-        defaults = PostprocessConfig()
-        post_cfg = PostprocessConfig(per_minute=float(post.get("per_minute", defaults.per_minute)),
-                                     min_segments=int(post.get("min_segments",
-                                                               defaults.min_segments)))
+    if isinstance(post, dict):  # only the cap's two keys matter here (dvc.yaml lists them)
+        post_cfg = PostprocessConfig(
+            per_minute=float(require(post, "per_minute", (int, float), "postprocess")),
+            min_segments=require(post, "min_segments", int, "postprocess"))
     else:
         post_cfg = PostprocessConfig()
     return cfg, post_cfg

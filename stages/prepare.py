@@ -15,7 +15,7 @@ from pathlib import Path
 
 from repurpose import io
 from repurpose.errors import UserError
-from repurpose.params import ParamsError, load_section, require
+from repurpose.params import ParamsError, config_from_section, load_section
 from repurpose.runner import Mapper
 from repurpose.splits.schema import ParsedSplit, SplitValidationError, load_split
 from repurpose.splits.summary import summarize
@@ -33,14 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (data/prepared)")
 
 
-def split_names(section: dict) -> list[str]:
-    """The split names to read, from params `prepare.splits`."""
-    names = require(section, "splits", list, SECTION)
-    if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
-        raise ParamsError(
-            f"params {SECTION}.splits: expected a non-empty list of names, got {names!r}"
-        )
-    return names
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Params `prepare`."""
+
+    dataset: str  # split files to read: data/datasets/<dataset>/
+    splits: tuple[str, ...]  # split names (<name>.json) to read
+
+    @classmethod
+    def from_section(cls, section: dict) -> PrepareConfig:
+        """Strictly read params `prepare` (every key required, none unknown)."""
+        cfg = config_from_section(cls, section, SECTION)
+        names = cfg.splits
+        if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+            raise ParamsError(
+                f"params {SECTION}.splits: expected a non-empty list of names, got {list(names)!r}"
+            )
+        return cfg
 
 
 def load_splits(splits_dir: Path, names: list[str]) -> list[ParsedSplit]:
@@ -59,9 +68,9 @@ def load_splits(splits_dir: Path, names: list[str]) -> list[ParsedSplit]:
 def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
     """Validate, then write the prepared tables atomically and print a summary."""
     del mapper  # no per-video work here
-    section = load_section(args.params, SECTION)
-    dataset = require(section, "dataset", str, SECTION)
-    parsed = load_splits(args.splits_dir, split_names(section))
+    cfg = PrepareConfig.from_section(load_section(args.params, SECTION))
+    dataset = cfg.dataset
+    parsed = load_splits(args.splits_dir, list(cfg.splits))
     entries = [e for p in parsed for e in p.unique_entries()]
     if not entries:  # valid files, but nothing to prepare (and nothing to summarise)
         raise UserError(f"{', '.join(str(p.path) for p in parsed)}: no windows in these split "

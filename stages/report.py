@@ -10,14 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from repurpose.params import load_params
+from repurpose.params import config_from_section, load_section
 from repurpose.runner import Mapper
 
 log = logging.getLogger(__name__)
 SECTION = "report"
-DEFAULT_TIMELINES = 4
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Params `report` (the default is params.yaml's: tests/test_config_defaults.py)."""
+
+    timelines: int = 4  # windows drawn as ground truth vs prediction timelines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,8 +65,8 @@ def main(args: argparse.Namespace, mapper: Mapper | None = None) -> int:
     )
     from repurpose.splits.windows import read_windows
 
-    section = load_params(args.params).get(SECTION) or {}
-    count = int(section.get("timelines", DEFAULT_TIMELINES))
+    count = config_from_section(ReportConfig, load_section(args.params, SECTION),
+                                SECTION).timelines
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
     buckets_path = _optional(args.buckets, "buckets")
     if buckets_path:

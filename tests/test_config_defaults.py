@@ -127,3 +127,18 @@ def test_feature_and_asr_sections_are_strict(path: tuple[str, ...], modality: st
     key = section["backend"]
     with pytest.raises(ParamsError, match=rf"params {where}\.{key}: unknown setting\(s\) wieghts"):
         read({**section, key: {**section[key], "wieghts": "x"}})
+
+
+def test_stage_edge_sections_are_strict_and_default_like_params_yaml() -> None:
+    from stages.prepare import PrepareConfig
+    from stages.report import ReportConfig
+
+    assert config_from_section(ReportConfig, PARAMS["report"], "report") == ReportConfig()
+    with pytest.raises(ParamsError, match=r"params report: unknown key\(s\) timeline"):
+        config_from_section(ReportConfig, {"timeline": 4}, "report")
+    cfg = PrepareConfig.from_section(PARAMS["prepare"])
+    assert cfg.splits == tuple(PARAMS["prepare"]["splits"])
+    with pytest.raises(ParamsError, match=r"params prepare\.splits: expected a non-empty list"):
+        PrepareConfig.from_section({**PARAMS["prepare"], "splits": []})
+    with pytest.raises(ParamsError, match=r"params prepare\.dataset: missing"):
+        PrepareConfig.from_section({"splits": ["test"]})
