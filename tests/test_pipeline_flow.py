@@ -15,15 +15,26 @@ pytestmark = pytest.mark.slow
 
 
 def test_pipeline_flow_reproduces_and_pushes(prefect_server, repo_copy, tmp_path, monkeypatch):
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server["url"])
+    import httpx
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api = prefect_server["url"]
+    monkeypatch.setenv("PREFECT_API_URL", api)
     set_params(repo_copy, "sample", **SMALL_SAMPLE)
     remote = tmp_path / "dvc-remote"
     dvc = str(Path(sys.executable).with_name("dvc"))
     subprocess.run([dvc, "remote", "add", "-d", "team", str(remote)], cwd=repo_copy, check=True)
     from flows.pipeline import pipeline
 
-    summary = pipeline(repo=str(repo_copy), targets=["prepare"])
+    body = {"flows": {"name": {"any_": ["pipeline"]}}}
+    before = {r["id"] for r in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=30).json()}
+    # settings loaded by an earlier import of Prefect would otherwise ignore the environment
+    # and start an ephemeral server (which can time out on a fresh install)
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        summary = pipeline(repo=str(repo_copy), targets=["prepare"])
     assert "push" in summary
+    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=30).json()
+    assert [r["state_type"] for r in runs if r["id"] not in before] == ["COMPLETED"]  # ran there
     pushed = [p for p in remote.rglob("*") if p.is_file()]
     assert pushed, "dvc push sent nothing to the remote"
     status = subprocess.run([dvc, "status", "--cloud", "--with-deps", "prepare"], cwd=repo_copy,

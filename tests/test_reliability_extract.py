@@ -137,9 +137,11 @@ def test_random_kills_stop_children_and_the_rerun_does_the_rest(
         if proc.returncode == 128 + sig:
             landed += 1
             assert "Traceback" not in err and "stopped by" in err, err[-2000:]
-        else:  # it finished its work before the signal (and maybe died of it while exiting)
+        else:  # it finished its work before the signal (and maybe died of it while exiting,
+            # before its summary line: then the rerun below still checks nothing is redone)
             assert proc.returncode in (0, -sig, 130), err[-2000:]
-            assert " computed, " in out_text, (out_text[-2000:], err[-2000:])
+            if proc.returncode == 0:
+                assert " computed, " in out_text, (out_text[-2000:], err[-2000:])
         time.sleep(0.5)
         assert not [p for p in children if _alive(p)], "a child outlived the stage"
         for path in shard_paths(out) if out.exists() else []:
