@@ -60,25 +60,16 @@ class OnePassSettings:
         """Strictly read params `onepass` (every key required, none unknown)."""
         if not isinstance(section, Mapping):
             raise ParamsError(f"params onepass: expected a mapping, got {section!r}")
-        s = config_from_section(_Counts, {k: v for k, v in section.items()
-                                          if k != "batch_size"}, "onepass")
-        for name in ("torch_threads", "asr_threads"):
-            if getattr(s, name) < 0:
-                raise ParamsError(f"params onepass.{name}: expected an integer >= 0, "
-                                  f"got {getattr(s, name)!r}")
         sizes = require(dict(section), "batch_size", dict, "onepass")
         batch = {str(k): check_positive_int(v, f"onepass.batch_size.{k}")
                  for k, v in sizes.items()}
-        return cls(s.concurrent, s.torch_threads, s.asr_threads, batch)
-
-
-@dataclass(frozen=True)
-class _Counts:
-    """The flat keys of params `onepass` (`batch_size` is a mapping beside them)."""
-
-    concurrent: bool
-    torch_threads: int
-    asr_threads: int
+        flat = {k: v for k, v in section.items() if k != "batch_size"}
+        settings = config_from_section(cls, flat, "onepass", batch_size=batch)
+        for name in ("torch_threads", "asr_threads"):
+            if getattr(settings, name) < 0:
+                raise ParamsError(f"params onepass.{name}: expected an integer >= 0, "
+                                  f"got {getattr(settings, name)!r}")
+        return settings
 
 
 @dataclass(frozen=True)

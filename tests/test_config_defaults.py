@@ -76,21 +76,13 @@ BACKEND_SECTIONS = [(("extract", "visual"), "visual"), (("extract", "audio"), "a
 def test_backend_defaults_match_params_yaml(path: tuple[str, ...], modality: str) -> None:
     """A key params.yaml sets to a backend's default value must be that value, so the
     backend used without that key (the API, `repurpose clip` without params) is the same."""
-    from repurpose.asr.backends import REGISTRY as ASR
+    from repurpose.asr.backends import asr_backend_class
     from repurpose.features.backends import backend_class
 
-    section = _section(path)
-    keys = ASR if modality == "asr" else None
-    for key, own in section.items():
+    for key, own in _section(path).items():
         if not isinstance(own, dict):
             continue
-        if keys is not None:
-            import importlib
-
-            module, name = keys[key].split(":")
-            cls = getattr(importlib.import_module(module), name)
-        else:
-            cls = backend_class(modality, key)
+        cls = asr_backend_class(key) if modality == "asr" else backend_class(modality, key)
         differ = {k: (v, cls.defaults.get(k)) for k, v in own.items() if cls.defaults.get(k) != v}
         assert not differ, f"{'.'.join(path)}.{key}: params vs class default {differ}"
 

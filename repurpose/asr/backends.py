@@ -56,6 +56,15 @@ class TranscribeSettings:
     batch_size: int  # 30-s chunks decoded together
 
 
+def asr_backend_class(key: str, where: str = "transcribe") -> type[AsrBackend]:
+    """The class registered under ASR backend `key`."""
+    if key not in REGISTRY:
+        raise ParamsError(f"params {where}.backend: unknown ASR backend {key!r} "
+                          f"(choose one of {', '.join(asr_keys())})")
+    module, name = REGISTRY[key].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def asr_backend_from_section(section: Mapping[str, Any], where: str = "transcribe",
                              backend_override: str | None = None) -> AsrBackend:
     """The ASR backend a `transcribe` params section configures, read strictly (every flat key
@@ -75,11 +84,7 @@ def get_asr_backend(key: str, settings: Mapping[str, Any] | None = None, *, batc
                     device: str = "auto", where: str = "transcribe") -> AsrBackend:
     """ASR backend `key` from its own settings (the sub-section `transcribe.<key>`; absent keys
     take the backend's defaults); `where` names the section in errors."""
-    if key not in REGISTRY:
-        raise ParamsError(f"params {where}.backend: unknown ASR backend {key!r} "
-                          f"(choose one of {', '.join(asr_keys())})")
-    module, name = REGISTRY[key].split(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = asr_backend_class(key, where)
     own = settings or {}
     if not isinstance(own, Mapping):
         raise ParamsError(f"params {where}.{key}: expected a mapping of settings")
